@@ -1,0 +1,94 @@
+"""The `relzoo` command: `relzoo list`, `relzoo card NAME`, `relzoo verify [NAME ...]`."""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _headline(card):
+    """The first test-split metric of a card, as 'name=value (split)'."""
+    for record in card.get("metrics") or []:
+        for key, value in (record.get("values") or {}).items():
+            return f"{key}={value:.4g} ({record.get('split')})"
+    return "-"
+
+
+def _status(name):
+    from relzoo import artifacts, zoo
+
+    d = zoo.artifact_dir(name)
+    if d is None:
+        return "not trained", None
+    try:
+        card = artifacts.read_card(d)
+        artifacts.verify_weights(d / card["weights_file"], card["sha256"], card.get("size_bytes"))
+    except artifacts.ArtifactError as err:
+        return f"BROKEN: {err}", None
+    return "ok", card
+
+
+def cmd_list(args):
+    from relzoo import zoo
+
+    names = zoo.list_models(include_test=args.all)
+    if not names:
+        print("No published models yet. `relzoo list --all` also shows the test fixtures.")
+        return 0
+    rows = [("name", "family", "dataset", "artifact", "headline metric")]
+    for name in names:
+        entry = zoo.get_entry(name)
+        status, card = _status(name)
+        rows.append((name, entry.family, entry.dataset.get("name") or "-", status.split(":")[0], _headline(card or {})))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_card(args):
+    from relzoo import zoo
+
+    print(json.dumps(zoo.model_card(args.name), indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def cmd_verify(args):
+    from relzoo import zoo
+
+    names = args.names or zoo.list_models(include_test=True)
+    bad = 0
+    for name in names:
+        zoo.get_entry(name)
+        status, _ = _status(name)
+        print(f"{name}: {status}")
+        bad += status.startswith("BROKEN")
+    return 1 if bad else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list the zoo's models, their artifacts and headline metrics")
+    p.add_argument("--all", action="store_true", help="include test fixtures")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("card", help="print a model's registry entry and card as JSON")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_card)
+    p = sub.add_parser("verify", help="check artifacts' sha256 against their cards (all by default)")
+    p.add_argument("names", nargs="*")
+    p.set_defaults(func=cmd_verify)
+    args = parser.parse_args(argv)
+    from relzoo import ArtifactError, UnknownModelError
+
+    try:
+        return args.func(args)
+    except (UnknownModelError, ArtifactError) as err:
+        print(f"relzoo: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Reusable Keras 3 layers of relzoo (pure `keras.ops`, any backend)."""
+
+from relzoo.layers.feature_map_objects import FeatureMapObjects
+from relzoo.layers.pairwise_relation import PairwiseRelation
+
+__all__ = ["FeatureMapObjects", "PairwiseRelation"]

@@ -1,0 +1,22 @@
+"""Zoo model builders: plain functions that take hyperparameters and return a `keras.Model`.
+
+`BUILDERS` maps the builder names that zoo entries (and training recipes) refer to
+onto the functions.
+"""
+
+from relzoo.models.rn import build_rn_state
+
+BUILDERS = {
+    "rn_state": build_rn_state,
+}
+
+
+def get_builder(name):
+    """The builder function registered as `name`; a clear error for an unknown one."""
+    try:
+        return BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"Unknown model builder {name!r}; known builders: {sorted(BUILDERS)}.") from None
+
+
+__all__ = ["BUILDERS", "build_rn_state", "get_builder"]

@@ -1,0 +1,236 @@
+"""The zoo registry: model name -> builder, kwargs, dataset, spec, paper, artifact.
+
+Entries are data. An entry's measured metrics live in its artifact's
+`card.json`, written by the evaluation code; `model_card(name)` joins both.
+
+Artifacts are looked up in this order:
+
+1. `$RELZOO_HOME/<name>/` when the `RELZOO_HOME` environment variable is set
+   (artifacts kept outside the install, e.g. ones you trained or copied);
+2. `saved_models/<name>/` of the relzoo source tree (the published ones).
+"""
+
+import dataclasses
+import difflib
+import os
+from pathlib import Path
+
+from relzoo import artifacts
+from relzoo.artifacts import ArtifactError, ArtifactNotFoundError
+
+SAVED_MODELS = Path(__file__).resolve().parent.parent / "saved_models"
+HOME_ENV = "RELZOO_HOME"
+
+
+class UnknownModelError(ValueError):
+    """The name is not in the registry."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model, as data.
+
+    Attributes:
+        name: registry name (also the artifact folder's name).
+        family: RN, RMC, MAC, RRN, WReN, VIN or MLRN (or "test").
+        description: one sentence for people.
+        paper: the paper the model reproduces.
+        builder: name of a builder in `relzoo.models.BUILDERS`.
+        kwargs: the builder's keyword arguments.
+        dataset: `{"name", "version", "split": ..., ...}`: what it is trained and measured on.
+        inputs: input name -> `{"shape": [...] (no batch axis), "dtype": ...}`.
+        outputs: output name -> `{"shape": [...], "dtype": ...}`.
+        answer_vocab: the answer strings, index = class id, or None.
+        paper_metrics: the figures the paper reports, for comparison with the card's.
+        recipe: the training recipe (a path relative to the source tree), or None.
+        test_only: a fixture for tests, hidden from `list_models()` by default.
+    """
+
+    name: str
+    family: str
+    description: str
+    paper: str
+    builder: str
+    kwargs: dict
+    dataset: dict
+    inputs: dict
+    outputs: dict
+    answer_vocab: tuple | None = None
+    paper_metrics: dict = dataclasses.field(default_factory=dict)
+    recipe: str | None = None
+    test_only: bool = False
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["answer_vocab"] = None if self.answer_vocab is None else list(self.answer_vocab)
+        return d
+
+
+_ENTRIES = [
+    ZooEntry(
+        name="rn_tiny_test",
+        family="test",
+        description=(
+            "A tiny Relation Network over 4 state vectors and a 2-d question, 3 answers. A fixture that "
+            "proves the build -> save -> card -> load path; not a model to use."
+        ),
+        paper="Santoro et al. 2017, A simple neural network module for relational reasoning, arXiv:1706.01427",
+        builder="rn_state",
+        kwargs={
+            "num_objects": 4,
+            "object_dim": 3,
+            "question_dim": 2,
+            "num_answers": 3,
+            "g_units": [16, 16],
+            "f_units": [16],
+            "dropout": 0.0,
+            "name": "rn_tiny_test",
+        },
+        dataset={"name": "none", "version": None, "seed": None},
+        inputs={
+            "objects": {"shape": [4, 3], "dtype": "float32"},
+            "question": {"shape": [2], "dtype": "float32"},
+        },
+        outputs={"answer_logits": {"shape": [3], "dtype": "float32"}},
+        answer_vocab=("a", "b", "c"),
+        test_only=True,
+    ),
+]
+
+REGISTRY = {e.name: e for e in _ENTRIES}
+
+
+def register(entry, overwrite=False):
+    """Adds a `ZooEntry` (e.g. a user's own model) to the registry."""
+    if not isinstance(entry, ZooEntry):
+        raise TypeError(f"register expects a ZooEntry, got {type(entry).__name__}.")
+    if entry.name in REGISTRY and not overwrite:
+        raise ValueError(f"A model named {entry.name!r} is already registered; pass overwrite=True to replace it.")
+    REGISTRY[entry.name] = entry
+
+
+def list_models(include_test=False):
+    """Names of the registered models, sorted (test fixtures only with `include_test=True`)."""
+    return sorted(n for n, e in REGISTRY.items() if include_test or not e.test_only)
+
+
+def get_entry(name):
+    """The `ZooEntry` for `name`; an unknown name lists the known ones and the closest match."""
+    if not isinstance(name, str):
+        raise TypeError(f"A model name is a string, got {type(name).__name__}.")
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = list_models(include_test=True)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownModelError(f"Unknown model {name!r}.{hint} Known models: {', '.join(known)}.") from None
+
+
+def search_dirs(name):
+    """The folders where `name`'s artifact is looked for, in order."""
+    dirs = []
+    home = os.environ.get(HOME_ENV)
+    if home:
+        dirs.append(Path(home).expanduser() / name)
+    dirs.append(SAVED_MODELS / name)
+    return dirs
+
+
+def artifact_dir(name):
+    """The first folder holding `name`'s card, or None."""
+    for d in search_dirs(name):
+        if (d / artifacts.CARD_FILE).is_file():
+            return d
+    return None
+
+
+def build(name):
+    """The untrained architecture of `name`."""
+    from relzoo.models import get_builder
+
+    entry = get_entry(name)
+    return get_builder(entry.builder)(**entry.kwargs)
+
+
+def model_card(name):
+    """The entry's data joined with its artifact's card (`card` is None when there is no artifact)."""
+    entry = get_entry(name)
+    info = entry.to_dict()
+    d = artifact_dir(name)
+    info["artifact_dir"] = None if d is None else str(d)
+    info["card"] = None if d is None else artifacts.read_card(d)
+    return info
+
+
+def _load_keras_file(path):
+    import keras
+
+    import relzoo.layers  # noqa: F401  registers the custom layers
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a bad file
+        raise ArtifactError(f"Keras could not load {path} as a .keras model (safe_mode=True): {err}") from err
+
+
+def _check_signature(model, entry, path):
+    """The loaded model must have the entry's inputs and outputs."""
+    names = sorted(t.name for t in model.inputs) if hasattr(model, "inputs") and model.inputs else None
+    want = sorted(entry.inputs)
+    if names is not None and names != want:
+        raise ArtifactError(f"{path} is not a {entry.name} model: its inputs are {names}, the entry expects {want}.")
+    out_shapes = [tuple(o.shape[1:]) for o in model.outputs] if getattr(model, "outputs", None) else []
+    want_out = [tuple(o["shape"]) for o in entry.outputs.values()]
+    if out_shapes and sorted(out_shapes) != sorted(want_out):
+        raise ArtifactError(
+            f"{path} is not a {entry.name} model: its outputs have shapes {out_shapes}, the entry expects {want_out}."
+        )
+
+
+def load(name, weights="pretrained"):
+    """Returns the zoo model `name` as a `keras.Model`.
+
+    Args:
+        name: a registered model name (`list_models()`).
+        weights: `"pretrained"` (the published artifact, found in
+            `$RELZOO_HOME/<name>/` or the source tree's `saved_models/<name>/`),
+            `None` (the untrained architecture), or a path to a `.keras` file
+            (checked against a `card.json` beside it when there is one).
+
+    The weights file's size and sha256 are checked against the card before
+    loading, and the model is loaded with `safe_mode=True`. Any mismatch raises
+    an `ArtifactError` naming the file: nothing is silently rebuilt or reloaded.
+    """
+    entry = get_entry(name)
+    if weights is None:
+        return build(name)
+    if isinstance(weights, str) and weights == "pretrained":
+        d = artifact_dir(name)
+        if d is None:
+            searched = ", ".join(str(p) for p in search_dirs(name))
+            how = f" Train it with `python -m training.train {entry.recipe}`." if entry.recipe else ""
+            raise ArtifactNotFoundError(
+                f"No published artifact for {name!r}: no {artifacts.CARD_FILE} in {searched}.{how} "
+                f"Set {HOME_ENV} to a folder holding {name}/ to use your own, or pass weights=None "
+                "for the untrained architecture."
+            )
+        card = artifacts.read_card(d)
+        path = d / card["weights_file"]
+        artifacts.verify_weights(path, card["sha256"], card.get("size_bytes"))
+    elif isinstance(weights, (str, os.PathLike)):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"No weights file at {path} (weights= takes 'pretrained', None or a .keras path).")
+        if path.suffix != ".keras":
+            raise ArtifactError(f"{path} is not a .keras file; relzoo loads Keras 3 `.keras` files only.")
+        card_path = path.parent / artifacts.CARD_FILE
+        if card_path.is_file():
+            card = artifacts.read_card(path.parent)
+            if card.get("weights_file") == path.name:
+                artifacts.verify_weights(path, card["sha256"], card.get("size_bytes"))
+    else:
+        raise TypeError(f"weights must be 'pretrained', None or a path to a .keras file; got {weights!r}.")
+    model = _load_keras_file(path)
+    _check_signature(model, entry, path)
+    return model

@@ -1,0 +1,248 @@
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import keras
+import relzoo
+from relzoo import artifacts, zoo
+
+TINY = "rn_tiny_test"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tiny_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"objects": rng.normal(size=(5, 4, 3)).astype("float32"), "question": rng.normal(size=(5, 2)).astype("float32")}
+
+
+def _fixture_card(name):
+    entry = zoo.get_entry(name)
+    return {
+        "name": name,
+        "description": entry.description,
+        "paper": entry.paper,
+        "dataset": entry.dataset,
+        "metrics": [],
+        "training": {"recipe": None, "command": "tests/test_zoo.py fixture (untrained)", "wall_time_s": 0.0,
+                     "hardware": artifacts.hardware_description()},
+    }
+
+
+@pytest.fixture
+def tiny_home(tmp_path, monkeypatch):
+    """A RELZOO_HOME holding a freshly built rn_tiny_test artifact; yields (home, model)."""
+    model = relzoo.load(TINY, weights=None)
+    artifacts.write_artifact(model, tmp_path / TINY, _fixture_card(TINY))
+    monkeypatch.setenv(zoo.HOME_ENV, str(tmp_path))
+    return tmp_path, model
+
+
+def test_list_models_and_entries():
+    assert TINY not in relzoo.list_models()
+    assert TINY in relzoo.list_models(include_test=True)
+    for name in relzoo.list_models(include_test=True):
+        entry = zoo.get_entry(name)
+        json.dumps(entry.to_dict())  # entries are data
+
+
+@pytest.mark.parametrize("name", zoo.list_models(include_test=True))
+def test_every_entry_builds_to_its_spec(name):
+    entry = zoo.get_entry(name)
+    model = relzoo.load(name, weights=None)
+    assert sorted(t.name for t in model.inputs) == sorted(entry.inputs)
+    for t in model.inputs:
+        assert list(t.shape[1:]) == entry.inputs[t.name]["shape"]
+    assert [list(o.shape[1:]) for o in model.outputs] == [o["shape"] for o in entry.outputs.values()]
+    if entry.answer_vocab is not None:
+        assert len(entry.answer_vocab) == entry.outputs["answer_logits"]["shape"][-1]
+
+
+def test_unknown_name_lists_known_and_closest():
+    with pytest.raises(relzoo.UnknownModelError) as err:
+        relzoo.load("rn_tiny_tset")
+    msg = str(err.value)
+    assert "Did you mean 'rn_tiny_test'" in msg and "Known models:" in msg
+    with pytest.raises(relzoo.UnknownModelError, match="Known models"):
+        relzoo.model_card("nothing_like_it")
+
+
+def test_build_save_card_load_same_outputs(tiny_home):
+    home, model = tiny_home
+    x = _tiny_inputs()
+    loaded = relzoo.load(TINY)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    card = relzoo.model_card(TINY)
+    assert card["artifact_dir"] == str(home / TINY)
+    c = card["card"]
+    for key in artifacts.REQUIRED_CARD_KEYS:
+        assert key in c
+    assert c["sha256"] == artifacts.sha256_file(home / TINY / "model.keras")
+    assert c["params"] == model.count_params()
+    assert c["versions"]["keras"] == keras.__version__
+    # the untrained architecture has the same structure, different weights
+    fresh = relzoo.load(TINY, weights=None)
+    assert fresh.count_params() == model.count_params()
+    # weights= a path, checked against the card beside it
+    again = relzoo.load(TINY, weights=home / TINY / "model.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+def test_loaded_model_fine_tunes(tiny_home):
+    model = relzoo.load(TINY)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = _tiny_inputs()
+    hist = model.fit(x, np.array([0, 1, 2, 0, 1]), epochs=2, verbose=0)
+    assert np.isfinite(hist.history["loss"][-1])
+
+
+def test_tampered_artifact_is_refused(tiny_home):
+    home, _ = tiny_home
+    path = home / TINY / "model.keras"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(relzoo.ArtifactIntegrityError) as err:
+        relzoo.load(TINY)
+    assert str(path) in str(err.value) and "sha256" in str(err.value)
+    with pytest.raises(relzoo.ArtifactIntegrityError):
+        relzoo.load(TINY, weights=path)
+
+
+def test_truncated_artifact_is_refused(tiny_home):
+    home, _ = tiny_home
+    path = home / TINY / "model.keras"
+    data = path.read_bytes()
+    path.write_bytes(data[:1000])
+    with pytest.raises(relzoo.ArtifactIntegrityError) as err:
+        relzoo.load(TINY)
+    msg = str(err.value)
+    assert str(path) in msg and "1000 bytes" in msg and f"{len(data)} bytes" in msg and "truncated" in msg
+
+
+def test_missing_weights_and_card(tiny_home):
+    home, _ = tiny_home
+    (home / TINY / "model.keras").unlink()
+    with pytest.raises(relzoo.ArtifactNotFoundError, match="model.keras is missing"):
+        relzoo.load(TINY)
+    (home / TINY / "card.json").unlink()
+    # no card anywhere: not found, naming where it looked and how to get one
+    with pytest.raises(relzoo.ArtifactNotFoundError) as err:
+        relzoo.load(TINY)
+    assert str(home / TINY) in str(err.value) and "weights=None" in str(err.value)
+
+
+def test_malformed_card(tiny_home):
+    home, _ = tiny_home
+    (home / TINY / "card.json").write_text("{not json")
+    with pytest.raises(relzoo.ArtifactError, match="not valid JSON"):
+        relzoo.load(TINY)
+    (home / TINY / "card.json").write_text(json.dumps({"name": TINY}))
+    with pytest.raises(relzoo.ArtifactError, match="lacks the keys"):
+        relzoo.load(TINY)
+
+
+def test_wrong_model_for_entry_is_refused(tmp_path):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path / "other.keras"
+    other.save(path)
+    with pytest.raises(relzoo.ArtifactError, match="is not a rn_tiny_test model"):
+        relzoo.load(TINY, weights=path)
+    with pytest.raises(relzoo.ArtifactError, match="not a .keras file"):
+        (tmp_path / "w.h5").write_bytes(b"x")
+        relzoo.load(TINY, weights=tmp_path / "w.h5")
+    with pytest.raises(relzoo.ArtifactNotFoundError):
+        relzoo.load(TINY, weights=tmp_path / "nope.keras")
+    with pytest.raises(TypeError):
+        relzoo.load(TINY, weights=3)
+
+
+def test_lambda_models_are_refused_by_safe_mode(tmp_path, monkeypatch):
+    """Zoo artifacts load with safe_mode=True: a Lambda layer (arbitrary code) is refused."""
+    inp = keras.Input((4, 3), name="objects")
+    q = keras.Input((2,), name="question")
+    x = keras.layers.Lambda(lambda t: t * 2.0)(keras.layers.Flatten()(inp))
+    out = keras.layers.Dense(3)(keras.layers.Concatenate()([x, q]))
+    model = keras.Model({"objects": inp, "question": q}, out)
+    card = _fixture_card(TINY)
+    artifacts.write_artifact(model, tmp_path / TINY, card)
+    monkeypatch.setenv(zoo.HOME_ENV, str(tmp_path))
+    with pytest.raises(relzoo.ArtifactError, match="safe_mode"):
+        relzoo.load(TINY)
+
+
+def test_no_lambda_layers_in_relzoo():
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "relzoo").rglob("*.py")
+        if "layers.Lambda" in p.read_text() and p.name != "testing.py"
+    ]
+    assert not offenders
+
+
+def test_artifacts_are_saved_without_optimizer_state(tmp_path):
+    model = relzoo.load(TINY, weights=None)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(_tiny_inputs(), np.zeros((5, 3), "float32"), verbose=0)
+    card = artifacts.write_artifact(model, tmp_path / "a", _fixture_card(TINY))
+    plain = relzoo.load(TINY, weights=None)
+    artifacts.write_artifact(plain, tmp_path / "b", _fixture_card(TINY))
+    assert card["size_bytes"] == (tmp_path / "b" / "model.keras").stat().st_size
+    assert model.optimizer is not None and model.compiled  # the caller's model is left as it was
+
+
+def _published():
+    return sorted(p.parent.name for p in (ROOT / "saved_models").glob("*/card.json"))
+
+
+@pytest.mark.parametrize("name", _published())
+def test_published_artifacts_load_and_match_their_cards(name, monkeypatch):
+    monkeypatch.delenv(zoo.HOME_ENV, raising=False)
+    card = artifacts.read_card(ROOT / "saved_models" / name)
+    model = relzoo.load(name)
+    assert model.count_params() == card["params"]
+    for record in card["metrics"]:
+        assert record["split"] and record["command"] and record["values"]
+
+
+def _relzoo_cli(*args, env_home=None):
+    env = dict(os.environ)
+    env.pop(zoo.HOME_ENV, None)
+    if env_home is not None:
+        env[zoo.HOME_ENV] = str(env_home)
+    return subprocess.run([sys.executable, "-m", "relzoo.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.slow
+def test_cli_list_card_verify(tiny_home):
+    home, _ = tiny_home
+    out = _relzoo_cli("list", "--all", env_home=home)
+    assert out.returncode == 0, out.stderr
+    assert TINY in out.stdout and "ok" in out.stdout
+    out = _relzoo_cli("card", TINY, env_home=home)
+    assert out.returncode == 0 and json.loads(out.stdout)["card"]["name"] == TINY
+    out = _relzoo_cli("verify", TINY, env_home=home)
+    assert out.returncode == 0 and f"{TINY}: ok" in out.stdout
+    path = home / TINY / "model.keras"
+    path.write_bytes(path.read_bytes()[:-10])
+    out = _relzoo_cli("verify", TINY, env_home=home)
+    assert out.returncode == 1 and "BROKEN" in out.stdout
+    out = _relzoo_cli("card", "rn_tiny_tst")
+    assert out.returncode == 2 and "Did you mean 'rn_tiny_test'" in out.stderr
+
+
+def test_register_a_user_entry():
+    entry = zoo.get_entry(TINY)
+    mine = dataclasses.replace(entry, name="my_rn", test_only=False)
+    relzoo.register(mine)
+    try:
+        assert "my_rn" in relzoo.list_models()
+        with pytest.raises(ValueError, match="already registered"):
+            relzoo.register(mine)
+    finally:
+        zoo.REGISTRY.pop("my_rn")
