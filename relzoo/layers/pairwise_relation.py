@@ -115,25 +115,6 @@ class PairwiseRelation(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.supports_masking = True
 
-        # Layers 2..L of g act on the (pairs, h) matrix; created here so their
-        # weights are tracked, built in build().
-        self._hidden = []
-        for k, units in enumerate(g_units[1:], start=1):
-            last = k == len(g_units) - 1
-            self._hidden.append(
-                keras.layers.Dense(
-                    units,
-                    activation=self.activation if (self.activate_output or not last) else None,
-                    use_bias=self.use_bias,
-                    kernel_initializer=self.kernel_initializer,
-                    bias_initializer=self.bias_initializer,
-                    kernel_regularizer=self.kernel_regularizer,
-                    bias_regularizer=self.bias_regularizer,
-                    dtype=self.dtype_policy,
-                    name=f"g_{k}",
-                )
-            )
-
     # ------------------------------------------------------------------ build
     def build(self, objects_shape, condition_shape=None, objects_mask_shape=None):
         if len(objects_shape) != 3:
@@ -171,10 +152,25 @@ class PairwiseRelation(keras.layers.Layer):
             self.pair_bias = self.add_weight(
                 name="pair_bias", shape=(h,), initializer=self.bias_initializer, regularizer=self.bias_regularizer
             )
+        # Layers 2..L of g act on the (pairs, h) matrix.
+        self.g_kernels, self.g_biases = [], []
         width = h
-        for layer in self._hidden:
-            layer.build((None, width))
-            width = layer.units
+        for k, units in enumerate(self.g_units[1:], start=1):
+            self.g_kernels.append(
+                self.add_weight(
+                    name=f"g_{k}_kernel",
+                    shape=(width, units),
+                    initializer=self.kernel_initializer,
+                    regularizer=self.kernel_regularizer,
+                )
+            )
+            if self.use_bias:
+                self.g_biases.append(
+                    self.add_weight(
+                        name=f"g_{k}_bias", shape=(units,), initializer=self.bias_initializer, regularizer=self.bias_regularizer
+                    )
+                )
+            width = units
 
     # ------------------------------------------------------------------- call
     def _first_layer_parts(self, objects, condition):
@@ -193,29 +189,94 @@ class PairwiseRelation(keras.layers.Layer):
             shared = ops.zeros((1, self.g_units[0]), dtype=objects.dtype)
         return left, right, shared
 
-    def _rows(self, left_rows, right, shared, valid_rows):
+    def _activation_of(self, layer_index):
+        """The activation after layer `layer_index` of g (0-based), or None."""
+        last = layer_index == len(self.g_units) - 1
+        return self.activation if (self.activate_output or not last) else None
+
+    def _rows(self, left_rows, right, shared, valid_rows, *weights):
         """g over the pairs (i in block, all j), aggregated over j.
 
         left_rows: (b, r, h); right: (b, n, h); shared: (b or 1, h);
         valid_rows: (b, r, n) float, 1 where the pair counts (float, not bool,
-            so that `keras.remat` can differentiate through the block's inputs).
+            so that `keras.remat` can differentiate through the block's inputs),
+            or None when every pair counts;
+        weights: the kernels (and biases) of layers 2..L of g, passed in rather
+            than read from variables so rematerialisation differentiates them
+            the same way on every backend.
         Returns (b, r, units): the per-row sum, or max, of g over valid j.
         """
         r = ops.shape(left_rows)[1]
         n = ops.shape(right)[1]
-        h = self.g_units[0]
         pre = left_rows[:, :, None, :] + right[:, None, :, :] + shared[:, None, None, :]  # (b, r, n, h)
-        act = self.activation if (self.activate_output or self._hidden) else None
+        act = self._activation_of(0)
         x = act(pre) if act is not None else pre
-        x = ops.reshape(x, (-1, h))  # (b * r * n, h)
-        for layer in self._hidden:
-            x = layer(x)
+        x = ops.reshape(x, (-1, self.g_units[0]))  # (b * r * n, h)
+        step = 2 if self.use_bias else 1
+        for k in range(len(self.g_units) - 1):
+            x = ops.matmul(x, weights[step * k])
+            if self.use_bias:
+                x = x + weights[step * k + 1]
+            act = self._activation_of(k + 1)
+            if act is not None:
+                x = act(x)
         x = ops.reshape(x, (-1, r, n, self.units))  # (b, r, n, units)
+        if valid_rows is None:  # every pair counts: no masking passes over the pair tensor
+            return ops.max(x, axis=2) if self.aggregation == "max" else ops.sum(x, axis=2)  # (b, r, units)
         valid = valid_rows[..., None] > 0.5  # (b, r, n, 1)
         if self.aggregation == "max":
-            neg = ops.full_like(x, float("-inf"))
-            return ops.max(ops.where(valid, x, neg), axis=2)  # (b, r, units)
+            return ops.max(ops.where(valid, x, ops.full_like(x, float("-inf"))), axis=2)  # (b, r, units)
         return ops.sum(ops.where(valid, x, ops.zeros_like(x)), axis=2)  # (b, r, units)
+
+    def _chunked_rows(self, left, right, shared, pair_valid, weights, n):
+        """`_rows` over blocks of `chunk_size` rows in a loop, each block rematerialised.
+
+        A real loop, not a Python loop: XLA would merge a Python loop's
+        recomputation back into the forward pass (common-subexpression
+        elimination) and keep every block's activations alive.
+        """
+        c = self.chunk_size
+        k = -(-n // c)  # number of blocks
+        pad = k * c - n
+        if pad:  # extra rows are cut off below (and count no pairs)
+            left = ops.pad(left, [(0, 0), (0, pad), (0, 0)])
+            if pair_valid is not None:
+                pair_valid = ops.pad(pair_valid, [(0, 0), (0, pad), (0, 0)])
+        h = self.g_units[0]
+        left_blocks = ops.transpose(ops.reshape(left, (-1, k, c, h)), (1, 0, 2, 3))  # (k, b, c, h)
+        if pair_valid is None:
+            block = keras.remat(lambda lb, r, s, *w: self._rows(lb, r, s, None, *w))
+            blocks = (left_blocks,)
+        else:
+            block = keras.remat(self._rows)
+            blocks = (left_blocks, ops.transpose(ops.reshape(pair_valid, (-1, k, c, n)), (1, 0, 2, 3)))  # + (k, b, c, n)
+
+        def run_block(xs):
+            return block(xs[0], right, shared, *xs[1:], *weights)  # (b, c, units)
+
+        if keras.backend.backend() == "tensorflow":
+            # A while loop with a fixed trip count: XLA needs `maximum_iterations`
+            # to differentiate it (Keras's TF `scan` does not set it).
+            def cond(i, acc):
+                return i < k
+
+            def body(i, acc):
+                y = run_block([ops.take(x, i, axis=0) for x in blocks])
+                here = ops.reshape(ops.arange(k) == i, (k, 1, 1, 1))
+                return i + 1, ops.where(here, y[None], acc)  # write block i, exactly
+
+            acc = ops.zeros((k, ops.shape(left)[0], c, self.units), left.dtype)
+            _, out = ops.while_loop(cond, body, (0, acc), maximum_iterations=k)  # (k, b, c, units)
+        else:
+            # JAX: `scan` is reverse-differentiable (its `while_loop` is not).
+            def scan_body(carry, xs):
+                y = run_block(xs)
+                return y, y  # carry shaped like the output, as Keras's scan wants on every backend
+
+            init = ops.zeros((ops.shape(left)[0], c, self.units), left.dtype)
+            _, out = ops.scan(scan_body, init, blocks)  # (k, b, c, units)
+        out = ops.reshape(ops.transpose(out, (1, 0, 2, 3)), (-1, k * c, self.units))  # (b, k*c, units)
+        return out[:, :n]
 
     def call(self, objects, condition=None, mask=None, objects_mask=None, training=None):
         objects = ops.cast(objects, self.compute_dtype)
@@ -240,23 +301,31 @@ class PairwiseRelation(keras.layers.Layer):
             # pairs out of the forward pass, and this keeps non-finite padding
             # out of the weight gradients (x^T dy with x = NaN, dy = 0 is NaN).
             objects = ops.where(obj_valid[:, :, None], objects, ops.zeros_like(objects))
-        pair_valid = self._pair_validity(obj_valid, n, ops.shape(objects)[0])  # (b or 1, n, n)
-
         left, right, shared = self._first_layer_parts(objects, condition)
         batch = ops.shape(objects)[0]
-        pair_valid = ops.cast(ops.broadcast_to(pair_valid, (batch, n, n)), objects.dtype)  # (b, n, n), 1 = counts
+        pair_valid = self._pair_validity(obj_valid, n)  # (b or 1, n, n) bool, or None: all pairs count
+        if pair_valid is not None:
+            pair_valid = ops.cast(ops.broadcast_to(pair_valid, (batch, n, n)), objects.dtype)  # (b, n, n), 1 = counts
 
+        weights = []
+        for k, kernel in enumerate(self.g_kernels):
+            weights.append(ops.cast(kernel, objects.dtype))
+            if self.use_bias:
+                weights.append(ops.cast(self.g_biases[k], objects.dtype))
         if self.chunk_size is None or (isinstance(n, int) and self.chunk_size >= n):
-            rows = self._rows(left, right, shared, pair_valid)  # (b, n, units)
+            rows = self._rows(left, right, shared, pair_valid, *weights)  # (b, n, units)
         else:
             if not isinstance(n, int):
                 raise ValueError("PairwiseRelation: chunk_size needs a static number of objects (axis 1 of objects).")
-            block = keras.remat(self._rows)
-            parts = []
-            for start in range(0, n, self.chunk_size):
-                stop = min(start + self.chunk_size, n)
-                parts.append(block(left[:, start:stop], right, shared, pair_valid[:, start:stop]))
-            rows = ops.concatenate(parts, axis=1)  # (b, n, units)
+            rows = self._chunked_rows(left, right, shared, pair_valid, weights, n)  # (b, n, units)
+
+        if pair_valid is None:  # every row has n pairs, every set n * n
+            if self.per_object:
+                return rows / ops.cast(n, rows.dtype) if self.aggregation == "mean" else rows  # (b, n, units)
+            if self.aggregation == "max":
+                return ops.max(rows, axis=1)  # (b, units)
+            total = ops.sum(rows, axis=1)  # (b, units)
+            return total / ops.cast(n * n, rows.dtype) if self.aggregation == "mean" else total
 
         counts = ops.sum(pair_valid, axis=2)  # (b, n) valid j per row i
         if self.per_object:
@@ -274,16 +343,14 @@ class PairwiseRelation(keras.layers.Layer):
             total = total / ops.maximum(ops.sum(counts, axis=1), 1.0)[:, None]
         return total
 
-    def _pair_validity(self, obj_valid, n, batch):
-        """Boolean (b or 1, n, n): which ordered pairs (i, j) count."""
+    def _pair_validity(self, obj_valid, n):
+        """Boolean (b or 1, n, n): which ordered pairs (i, j) count; None when all of them do."""
         valid = None
         if obj_valid is not None:
             valid = ops.logical_and(obj_valid[:, :, None], obj_valid[:, None, :])  # (b, n, n)
         if not self.self_pairs:
             off_diag = ops.logical_not(ops.cast(ops.eye(n), "bool"))[None]  # (1, n, n)
             valid = off_diag if valid is None else ops.logical_and(valid, off_diag)
-        if valid is None:
-            valid = ops.ones((1, n, n), dtype="bool")
         return valid
 
     # ---------------------------------------------------------------- helpers

@@ -1,0 +1,1 @@
+"""The programs that produce `saved_models/`: training recipes, the trainer and the tuner."""
