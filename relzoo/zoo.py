@@ -97,6 +97,48 @@ _ENTRIES = [
     ),
 ]
 
+_NEAREST_COLOURS = ("red", "green", "blue", "orange", "gray", "yellow")
+
+_ENTRIES.append(
+    ZooEntry(
+        name="rn_nearest_object",
+        family="RN",
+        description=(
+            "A small Relation Network on nearest_object, the pipeline's tiny relational task: six coloured "
+            "points, 'what colour is the object nearest to the <colour> one?'. Trains in seconds on a CPU; "
+            "the fast model for demos and pipeline tests."
+        ),
+        paper="Santoro et al. 2017, A simple neural network module for relational reasoning, arXiv:1706.01427",
+        builder="rn_state",
+        kwargs={
+            "num_objects": 6,
+            "object_dim": 8,
+            "question_dim": 6,
+            "num_answers": 6,
+            "g_units": [64, 64, 64],
+            "f_units": [64],
+            "dropout": 0.0,
+            "name": "rn_nearest_object",
+        },
+        dataset={
+            "name": "nearest_object",
+            "version": "1.0.0",
+            "seed": 0,
+            "train_size": 20000,
+            "validation_size": 2000,
+            "test_size": 5000,
+            "options": {"num_objects": 6},
+        },
+        inputs={
+            "objects": {"shape": [6, 8], "dtype": "float32"},
+            "question": {"shape": [6], "dtype": "float32"},
+        },
+        outputs={"answer_logits": {"shape": [6], "dtype": "float32"}},
+        answer_vocab=_NEAREST_COLOURS,
+        recipe="training/recipes/rn_nearest_object.toml",
+    )
+)
+
 REGISTRY = {e.name: e for e in _ENTRIES}
 
 

@@ -237,7 +237,7 @@ def _training_step_peak_bytes(layer, objects, cond, xla):
     def step(o, q):
         with tf.GradientTape() as tape:
             tape.watch(o)
-            loss = tf.reduce_sum(layer(o, q) ** 2)
+            loss = tf.reduce_mean(layer(o, q) ** 2)
         return tape.gradient(loss, variables + [o])
 
     step(objects, cond)  # trace / compile
@@ -260,8 +260,8 @@ def test_chunking_bounds_training_memory(xla):
     chunked.set_weights(full.get_weights())
     full_peak, full_grads = _training_step_peak_bytes(full, objects, cond, xla)
     chunked_peak, chunked_grads = _training_step_peak_bytes(chunked, objects, cond, xla)
-    for a, b in zip(full_grads, chunked_grads):  # float32 sums in another order: tolerance to scale
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(b))))
+    for a, b in zip(full_grads, chunked_grads):  # float32 sums of 4096 pairs in another order
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * float(np.max(np.abs(b))))
     print(f"peak bytes: unchunked {full_peak}, chunked {chunked_peak}")
     # one (b, n, n, 128) float32 activation is 8 MiB; unchunked keeps several alive
     assert full_peak > 16 * 2**20

@@ -1,0 +1,19 @@
+"""Deterministic data generators (numpy) and their loaders.
+
+`DATASETS` maps a dataset name to its module, which has `generate(num_examples,
+seed, split, ...)` returning `(inputs dict, answers)` and `VERSION`.
+"""
+
+from relzoo.datasets import nearest_object
+
+DATASETS = {"nearest_object": nearest_object}
+
+
+def get_dataset(name):
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.") from None
+
+
+__all__ = ["DATASETS", "get_dataset", "nearest_object"]

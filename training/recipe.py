@@ -1,0 +1,112 @@
+"""Training recipes: TOML files with the exact hyperparameters, dataset, seed and epochs.
+
+A recipe has `name`, `seed`, and the tables `[dataset]`, `[model]` (`builder` and
+`[model.kwargs]`), `[train]` and optionally `[tune]`. Overrides on the command
+line are `dotted.path=value`, with the value parsed as TOML (`train.epochs=3`,
+`model.kwargs.g_units=[32,32]`, `train.strategy="mirrored"` or `mirrored`).
+"""
+
+import copy
+import tomllib
+from pathlib import Path
+
+TRAIN_DEFAULTS = {
+    "strategy": "default",
+    "epochs": 10,
+    "batch_size": 64,
+    "learning_rate": 1e-3,
+    "warmup_steps": 0,
+    "clipnorm": None,
+    "weight_decay": None,
+    "jit_compile": True,
+}
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+class RecipeError(ValueError):
+    """A recipe file or override is malformed."""
+
+
+def parse_value(text):
+    """A TOML value (`3`, `1e-3`, `[32, 32]`, `"x"`, `true`); a bare word stays a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_path(recipe, dotted, value):
+    node = recipe
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"Cannot set {dotted!r}: {key!r} is not a table.")
+        node = child
+    node[keys[-1]] = value
+
+
+def get_path(recipe, dotted):
+    node = recipe
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise RecipeError(f"The recipe has no {dotted!r}.")
+        node = node[key]
+    return node
+
+
+def apply_overrides(recipe, overrides):
+    recipe = copy.deepcopy(recipe)
+    for item in overrides or []:
+        if "=" not in item:
+            raise RecipeError(f"An override is dotted.path=value, got {item!r}.")
+        path, text = item.split("=", 1)
+        set_path(recipe, path.strip(), parse_value(text.strip()))
+    return recipe
+
+
+def validate(recipe, source="recipe"):
+    for key in ("name", "seed", "dataset", "model", "train"):
+        if key not in recipe:
+            raise RecipeError(f"{source}: missing {key!r}.")
+    if "builder" not in recipe["model"]:
+        raise RecipeError(f"{source}: [model] needs a builder.")
+    recipe["model"].setdefault("kwargs", {})
+    train = {**TRAIN_DEFAULTS, **recipe["train"]}
+    unknown = sorted(set(train) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise RecipeError(f"{source}: unknown [train] keys {unknown}; known: {sorted(TRAIN_DEFAULTS)}.")
+    if train["strategy"] not in STRATEGIES:
+        raise RecipeError(f"{source}: train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}.")
+    for key in ("epochs", "batch_size"):
+        if not isinstance(train[key], int) or train[key] <= 0:
+            raise RecipeError(f"{source}: train.{key} must be a positive integer, got {train[key]!r}.")
+    if not isinstance(train["learning_rate"], (int, float)) or train["learning_rate"] <= 0:
+        raise RecipeError(f"{source}: train.learning_rate must be a positive number, got {train['learning_rate']!r}.")
+    recipe["train"] = train
+    return recipe
+
+
+def load(path, overrides=None):
+    """Reads, overrides and validates a recipe; returns a plain dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"No recipe file at {path}.")
+    try:
+        recipe = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise RecipeError(f"{path} is not valid TOML: {err}") from err
+    return validate(apply_overrides(recipe, overrides), str(path))
+
+
+def dump(recipe, path, header=""):
+    """Writes a recipe as TOML (None values are dropped: TOML has no null)."""
+    import tomli_w
+
+    def clean(node):
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if v is not None}
+        return node
+
+    text = tomli_w.dumps(clean(recipe))
+    Path(path).write_text((header.rstrip() + "\n\n" if header else "") + text)
