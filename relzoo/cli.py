@@ -1,4 +1,4 @@
-"""The `relzoo` command: `relzoo list`, `relzoo card NAME`, `relzoo verify [NAME ...]`."""
+"""The `relzoo` command: list, card, verify, evaluate, export."""
 
 import argparse
 import json
@@ -68,6 +68,32 @@ def cmd_verify(args):
     return 1 if bad else 0
 
 
+def cmd_evaluate(args):
+    from relzoo import artifacts, zoo
+    from relzoo.evaluate import evaluate
+
+    record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size)
+    print(json.dumps(record, indent=2, sort_keys=True))
+    if not args.check:
+        return 0
+    d = zoo.artifact_dir(args.name)
+    card = artifacts.read_card(d)
+    recorded = [r for r in card["metrics"] if r.get("split") == args.split]
+    if not recorded:
+        print(f"relzoo: the card of {args.name} records no {args.split} metrics to check against.", file=sys.stderr)
+        return 1
+    mismatches = {
+        k: (v, record["values"].get(k))
+        for k, v in recorded[0]["values"].items()
+        if record["values"].get(k) is None or abs(record["values"][k] - v) > args.tolerance
+    }
+    if mismatches:
+        print(f"relzoo: measured values differ from the card (card, measured): {mismatches}", file=sys.stderr)
+        return 1
+    print(f"relzoo: matches the card's {args.split} metrics (tolerance {args.tolerance}).")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +106,14 @@ def main(argv=None):
     p = sub.add_parser("verify", help="check artifacts' sha256 against their cards (all by default)")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("evaluate", help="measure a model on its dataset's held-out split (the cards' numbers)")
+    p.add_argument("name")
+    p.add_argument("--split", default="test", choices=("test", "validation", "train"))
+    p.add_argument("--weights", help="a .keras file instead of the published artifact")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--check", action="store_true", help="fail unless the result matches the card")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="allowed difference with --check")
+    p.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)
     from relzoo import ArtifactError, UnknownModelError
 

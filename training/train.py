@@ -1,0 +1,565 @@
+"""The relzoo trainer: every published artifact is produced by this program.
+
+    python -m training.train RECIPE [dotted.path=value ...] [options]
+
+    python -m training.train training/recipes/rn_nearest_object.toml
+    python -m training.train training/recipes/rn_nearest_object.toml train.epochs=5 --strategy mirrored --cpu-devices 2
+    TF_CONFIG=... python -m training.train RECIPE --strategy multi_worker     (on each worker)
+    KERAS_BACKEND=jax python -m training.train RECIPE                         (no TensorFlow needed)
+
+Strategies (TensorFlow backend): `default` and `mirrored` (one machine, several
+devices) train with `model.fit`; `multi_worker` (several machines, `TF_CONFIG`)
+uses a custom loop with `strategy.run`, since Keras 3's `fit` does not run under
+`MultiWorkerMirroredStrategy`. On JAX only `default` exists, fed with numpy.
+
+The run folder (`--run-dir`, default `runs/<name>`) holds:
+  backup/           the resumable checkpoint: killed at any point, the same command
+                    continues from the last completed epoch;
+  logs/             TensorBoard: train/ and validation/ scalars, the learning rate,
+                    and the run's hyperparameters (HParams plugin);
+  artifact/         the trained model.keras and its card.json (or saved_models/<name>/
+                    with --publish).
+A NaN loss stops the run with a message; the last good checkpoint is kept.
+Exit codes: 0 done, 2 bad recipe or arguments, 3 NaN loss.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_BAD_INPUT = 2
+EXIT_NAN = 3
+
+
+class NaNLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# --------------------------------------------------------------------------- setup
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description="Train a relzoo model from a recipe (resumable; writes TensorBoard logs and a carded artifact).",
+    )
+    p.add_argument("recipe", help="a recipe file, e.g. training/recipes/rn_nearest_object.toml")
+    p.add_argument("overrides", nargs="*", help="recipe overrides, dotted.path=value (value in TOML syntax)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), help="overrides train.strategy")
+    p.add_argument("--run-dir", help="checkpoints, logs and the artifact (default: runs/<name>)")
+    p.add_argument("--publish", action="store_true",
+                   help="write the artifact to saved_models/<name>/ (the recipe must match the zoo entry)")
+    p.add_argument("--cpu-devices", type=int, default=0,
+                   help="split the CPU into this many logical devices (to run `mirrored` without GPUs)")
+    p.add_argument("--restart", action="store_true", help="discard the run's checkpoint and start over")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                   help="Keras verbosity: 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
+    return p.parse_args(argv)
+
+
+def backend_name():
+    import keras
+
+    return keras.backend.backend()
+
+
+def configure_cpu_devices(count):
+    """Splits the physical CPU into `count` logical devices (before TensorFlow starts)."""
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def make_strategy(name, cpu_devices):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = None
+        if cpu_devices:
+            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        elif not tf.config.list_logical_devices("GPU"):
+            print("train: mirrored without GPUs or --cpu-devices runs one replica on the CPU.", file=sys.stderr)
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if "TF_CONFIG" not in os.environ:
+        raise SystemExit("train: --strategy multi_worker needs TF_CONFIG (the cluster and this worker's task).")
+    communication = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING
+    )
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
+
+
+def worker_role():
+    """(is_chief, task index) from TF_CONFIG; (True, 0) without it."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config.get("cluster", {})), index
+
+
+# ---------------------------------------------------------------------- model & data
+def build_model(recipe):
+    from relzoo.models import get_builder
+
+    return get_builder(recipe["model"]["builder"])(**recipe["model"]["kwargs"])
+
+
+def make_optimizer(train, steps_per_epoch):
+    import keras
+
+    from training.schedules import WarmupConstant
+
+    schedule = WarmupConstant(train["learning_rate"], train["warmup_steps"])
+    kwargs = {}
+    if train["clipnorm"]:
+        kwargs["clipnorm"] = float(train["clipnorm"])
+    if train["weight_decay"]:
+        return keras.optimizers.AdamW(schedule, weight_decay=float(train["weight_decay"]), **kwargs)
+    return keras.optimizers.Adam(schedule, **kwargs)
+
+
+def loss_fn():
+    import keras
+
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def load_data(recipe):
+    from relzoo.evaluate import dataset_split
+
+    spec = recipe["dataset"]
+    return {split: dataset_split(spec, split) for split in ("train", "validation", "test")}
+
+
+def tf_dataset(inputs, answers, batch_size, seed, shuffle, drop_remainder=False):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((inputs, answers))
+    if shuffle:
+        ds = ds.shuffle(len(answers), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+# ------------------------------------------------------------------------- logging
+def flat_hparams(recipe):
+    """Scalar hyperparameters for the HParams plugin (lists as strings)."""
+    out = {"seed": recipe["seed"], "dataset": recipe["dataset"]["name"], "builder": recipe["model"]["builder"]}
+    for key, value in recipe["model"]["kwargs"].items():
+        out[f"model.{key}"] = value
+    for key, value in recipe["train"].items():
+        out[f"train.{key}"] = value
+    return {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v)) for k, v in out.items() if v is not None}
+
+
+def write_hparams(log_dir, recipe, run_name):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    # At the root of the log folder: the plugin finds the session's metrics in train/ and validation/.
+    with tf.summary.create_file_writer(str(Path(log_dir))).as_default():
+        hp.hparams(flat_hparams(recipe), trial_id=run_name)
+
+
+def print_header(recipe, strategy_name, replicas, run_dir, backend):
+    t = recipe["train"]
+    print(
+        f"train: {recipe['name']} | backend {backend} | strategy {strategy_name} ({replicas} replica"
+        f"{'s' if replicas != 1 else ''}) | epochs {t['epochs']} | batch {t['batch_size']} | lr {t['learning_rate']} "
+        f"| seed {recipe['seed']} | run dir {run_dir}",
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------ fit (default, mirrored, JAX)
+def _keras_callbacks():
+    import keras
+
+    class NaNGuard(keras.callbacks.Callback):
+        """Stops at the first non-finite training loss and remembers where."""
+
+        def __init__(self):
+            super().__init__()
+            self.bad = None
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.bad = {"epoch": self.epoch + 1, "batch": batch + 1, "loss": float(loss)}
+                self.model.stop_training = True
+
+    class GuardedBackup(keras.callbacks.BackupAndRestore):
+        """BackupAndRestore that never saves a state reached through a NaN loss."""
+
+        def __init__(self, guard, **kwargs):
+            super().__init__(**kwargs)
+            self.guard = guard
+
+        def _save_model(self):
+            if self.guard.bad is None:
+                super()._save_model()
+
+    class Throughput(keras.callbacks.Callback):
+        """Training samples per second, over the epochs after the first (compilation excluded)."""
+
+        def __init__(self, samples_per_epoch):
+            super().__init__()
+            self.samples_per_epoch = samples_per_epoch
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self._start)
+
+        def samples_per_s(self):
+            times = self.times[1:] or self.times
+            return self.samples_per_epoch * len(times) / sum(times) if times else None
+
+    return NaNGuard, GuardedBackup, Throughput
+
+
+def completed_epochs(backup_dir):
+    """Epochs completed according to a BackupAndRestore folder (0 when none)."""
+    meta = Path(backup_dir) / "training_metadata.json"
+    if not meta.is_file():
+        return 0
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (ValueError, KeyError, OSError):
+        return 0
+
+
+def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
+    import keras
+
+    train = recipe["train"]
+    NaNGuard, GuardedBackup, Throughput = _keras_callbacks()
+    x_train, y_train = data["train"]
+    steps_per_epoch = math.ceil(len(y_train) / train["batch_size"])
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    with scope:
+        model = build_model(recipe)
+        model.compile(
+            optimizer=make_optimizer(train, steps_per_epoch),
+            loss=loss_fn(),
+            metrics=["accuracy"],
+            jit_compile=bool(train["jit_compile"]),
+        )
+    guard = NaNGuard()
+    backup_dir = run_dir / "backup"
+    done = completed_epochs(backup_dir)
+    if done:
+        print(f"train: resuming from the checkpoint in {backup_dir}: {done} of {train['epochs']} epochs done.", flush=True)
+    throughput = Throughput(len(y_train))
+    callbacks = [guard, GuardedBackup(guard, backup_dir=str(backup_dir), delete_checkpoint=False), throughput]
+    if backend == "tensorflow":
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch"))
+        write_hparams(run_dir / "logs", recipe, recipe["name"])
+        x_val, y_val = data["validation"]
+        fit_data = tf_dataset(x_train, y_train, train["batch_size"], recipe["seed"], shuffle=True)
+        val_data = tf_dataset(x_val, y_val, max(train["batch_size"], 256), recipe["seed"], shuffle=False)
+        history = model.fit(fit_data, validation_data=val_data, epochs=train["epochs"], callbacks=callbacks,
+                            shuffle=False, verbose=verbose)  # fit_data is shuffled by tf.data, per epoch
+    else:  # JAX (or another backend): numpy in, no TensorFlow
+        print("train: TensorBoard logs need TensorFlow; not written on this backend.", flush=True)
+        history = model.fit(x_train, y_train, batch_size=train["batch_size"], validation_data=data["validation"],
+                            epochs=train["epochs"], shuffle=True, callbacks=callbacks, verbose=verbose)
+    if guard.bad is not None:
+        raise NaNLossError(nan_message(guard.bad, backup_dir, completed_epochs(backup_dir)))
+    return model, {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                   "samples_per_s": throughput.samples_per_s(), "resumed_at_epoch": done}
+
+
+class _null_scope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def nan_message(bad, backup_dir, good_epochs):
+    where = f"the end of epoch {good_epochs}" if good_epochs else "none yet: no epoch had completed"
+    return (
+        f"training stopped: the loss became {bad['loss']} at epoch {bad['epoch']}, batch {bad['batch']}. "
+        f"The last good checkpoint ({where}) is kept in {backup_dir}; nothing was saved from the diverged state. "
+        "Lower train.learning_rate, raise train.warmup_steps or set train.clipnorm, then run the same "
+        "command to resume from that checkpoint."
+    )
+
+
+# ------------------------------------------------------------- custom loop (multi_worker)
+def train_custom_loop(recipe, data, strategy, run_dir, verbose):
+    """Keras 3's fit does not run under MultiWorkerMirroredStrategy: a loop with strategy.run."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    train = recipe["train"]
+    is_chief, index = worker_role()
+    global_batch = train["batch_size"]
+    x_train, y_train = data["train"]
+    x_val, y_val = data["validation"]
+    steps_per_epoch = len(y_train) // global_batch
+    with strategy.scope():
+        model = build_model(recipe)
+        optimizer = make_optimizer(train, steps_per_epoch)
+        optimizer.build(model.trainable_variables)
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    losses = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_ds = tf_dataset(x_train, y_train, global_batch, recipe["seed"], shuffle=True, drop_remainder=True)
+    val_ds = tf_dataset(x_val, y_val, global_batch, recipe["seed"], shuffle=False, drop_remainder=True)
+    train_dist = strategy.experimental_distribute_dataset(train_ds.with_options(options))
+    val_dist = strategy.experimental_distribute_dataset(val_ds.with_options(options))
+
+    def step_fn(batch, training):
+        x, y = batch
+        with tf.GradientTape() as tape:
+            logits = model(x, training=training)
+            per_example = losses(y, logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        if training:
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(y, tf.int32)),
+                                        tf.float32))
+        return tf.reduce_sum(per_example), correct, tf.cast(tf.shape(y)[0], tf.float32)
+
+    @tf.function
+    def distributed_step(batch, training):
+        sums = strategy.run(step_fn, args=(batch, training))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
+
+    # Checkpoints: the chief writes run_dir/backup_mw; the other workers write to
+    # their own temporary folders (all must save; only the chief's is kept).
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
+    chief_dir = run_dir / "backup_mw"
+    write_dir = chief_dir if is_chief else run_dir / "workers" / f"tmp_ckpt_{index}"
+    manager = tf.train.CheckpointManager(checkpoint, str(write_dir), max_to_keep=2)
+    latest = tf.train.latest_checkpoint(str(chief_dir))
+    if latest:
+        checkpoint.restore(latest)
+        print(f"train: resuming from {latest}: {int(epoch_var.numpy())} of {train['epochs']} epochs done.", flush=True)
+    done = int(epoch_var.numpy())
+    writers = {}
+    if is_chief:
+        writers = {k: tf.summary.create_file_writer(str(run_dir / "logs" / k)) for k in ("train", "validation")}
+        write_hparams(run_dir / "logs", recipe, recipe["name"])
+
+    def run_epoch(dataset, training, progbar=None):
+        total_loss = total_correct = total_n = 0.0
+        for step, batch in enumerate(dataset):
+            loss_sum, correct, n = distributed_step(batch, training)
+            total_loss += float(loss_sum)
+            total_correct += float(correct)
+            total_n += float(n)
+            if training and not math.isfinite(float(loss_sum)):
+                return {"nan_at_batch": step + 1, "loss": float(loss_sum)}
+            if progbar is not None:
+                progbar.update(step + 1, [("loss", total_loss / total_n), ("accuracy", total_correct / total_n)])
+        return {"loss": total_loss / max(total_n, 1.0), "accuracy": total_correct / max(total_n, 1.0)}
+
+    history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    epoch_times = []
+    for epoch in range(done, train["epochs"]):
+        print(f"Epoch {epoch + 1}/{train['epochs']}", flush=True)
+        progbar = keras.utils.Progbar(steps_per_epoch, verbose=verbose if is_chief else 0)
+        start = time.perf_counter()
+        logs = run_epoch(train_dist, True, progbar)
+        epoch_times.append(time.perf_counter() - start)
+        if "nan_at_batch" in logs:  # checkpoints are saved after each epoch: `epoch` epochs are good
+            bad = {"epoch": epoch + 1, "batch": logs["nan_at_batch"], "loss": logs["loss"]}
+            raise NaNLossError(nan_message(bad, chief_dir, epoch))
+        val = run_epoch(val_dist, False)
+        lr = float(optimizer.learning_rate.numpy()) if hasattr(optimizer.learning_rate, "numpy") else float(
+            keras.ops.convert_to_numpy(optimizer.learning_rate))
+        for key, value in (("loss", logs["loss"]), ("accuracy", logs["accuracy"]), ("val_loss", val["loss"]),
+                           ("val_accuracy", val["accuracy"])):
+            history[key].append(value)
+        if is_chief:
+            print(f"  loss {logs['loss']:.4f} accuracy {logs['accuracy']:.4f} val_loss {val['loss']:.4f} "
+                  f"val_accuracy {val['accuracy']:.4f} lr {lr:.3g}", flush=True)
+            with writers["train"].as_default():
+                tf.summary.scalar("epoch_loss", logs["loss"], step=epoch)
+                tf.summary.scalar("epoch_accuracy", logs["accuracy"], step=epoch)
+                tf.summary.scalar("epoch_learning_rate", lr, step=epoch)
+            with writers["validation"].as_default():
+                tf.summary.scalar("epoch_loss", val["loss"], step=epoch)
+                tf.summary.scalar("epoch_accuracy", val["accuracy"], step=epoch)
+        epoch_var.assign(epoch + 1)
+        manager.save()
+    if not is_chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    for w in writers.values():
+        w.flush()
+    # every worker records its final weights (the multi-worker test compares them)
+    worker_dir = run_dir / "workers" / str(index)
+    worker_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(worker_dir / "final_weights.npz", *[np.asarray(w) for w in model.get_weights()])
+    times = epoch_times[1:] or epoch_times
+    sps = steps_per_epoch * global_batch * len(times) / sum(times) if times else None
+
+    # Evaluation and saving use a plain copy (no collectives); every worker then waits at a
+    # last all-reduce, so none exits while the chief still writes the artifact.
+    plain = build_model(recipe)
+    plain.set_weights(model.get_weights())
+
+    @tf.function
+    def barrier():
+        ones = strategy.run(lambda: tf.constant(1.0))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+    return plain, {"history": history, "samples_per_s": sps, "resumed_at_epoch": done, "is_chief": is_chief,
+                   "barrier": barrier}
+
+
+# ---------------------------------------------------------------------- artifact
+def check_publishable(recipe):
+    from relzoo import zoo
+
+    entry = zoo.get_entry(recipe["name"])
+    problems = []
+    if recipe["model"]["builder"] != entry.builder:
+        problems.append(f"builder {recipe['model']['builder']!r} != entry's {entry.builder!r}")
+    if recipe["model"]["kwargs"] != entry.kwargs:
+        problems.append(f"model.kwargs {recipe['model']['kwargs']} != entry's {entry.kwargs}")
+    if recipe["dataset"] != entry.dataset:
+        problems.append(f"dataset {recipe['dataset']} != entry's {entry.dataset}")
+    if problems:
+        raise SystemExit("train: --publish needs the recipe to match the zoo entry: " + "; ".join(problems))
+    return entry
+
+
+def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, replicas, backend):
+    """Evaluates on the held-out splits and writes model.keras + card.json."""
+    from relzoo import artifacts, zoo
+    from relzoo.evaluate import evaluate_model, evaluation_command
+
+    entry = zoo.REGISTRY.get(recipe["name"])
+    metrics = []
+    for split in ("test", "validation"):
+        record = evaluate_model(model, recipe["dataset"], split)
+        record["command"] = evaluation_command(recipe["name"], split) if entry is not None else (
+            f"python -c \"import relzoo.evaluate as e, relzoo; print(e.evaluate_model(relzoo.load("
+            f"'{recipe['name']}', weights='<run dir>/artifact/model.keras'), <dataset spec>, '{split}'))\"")
+        metrics.append(record)
+    recipe_path = Path(args.recipe)
+    try:
+        recipe_rel = str(recipe_path.resolve().relative_to(ROOT))
+    except ValueError:
+        recipe_rel = str(recipe_path)
+    card = {
+        "name": recipe["name"],
+        "description": entry.description if entry else f"trained from {recipe_rel}",
+        "paper": entry.paper if entry else None,
+        "dataset": recipe["dataset"],
+        "metrics": metrics,
+        "paper_metrics": entry.paper_metrics if entry else {},
+        "answer_vocab": list(entry.answer_vocab) if entry and entry.answer_vocab else None,
+        "training": {
+            "recipe": recipe_rel,
+            "recipe_values": recipe,
+            "command": "python -m training.train " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+            "seed": recipe["seed"],
+            "strategy": strategy_name,
+            "replicas": replicas,
+            "backend": backend,
+            "epochs": recipe["train"]["epochs"],
+            "resumed_at_epoch": info["resumed_at_epoch"],
+            "wall_time_s": round(wall_time, 1),
+            "wall_time_note": "this invocation only (a resumed run counts the time since resuming)",
+            "samples_per_s": None if info["samples_per_s"] is None else round(info["samples_per_s"], 1),
+            "hardware": artifacts.hardware_description(),
+            "final": {k: (round(v[-1], 6) if v else None) for k, v in info["history"].items()},
+        },
+    }
+    out_dir = zoo.SAVED_MODELS / recipe["name"] if args.publish else run_dir / "artifact"
+    card = artifacts.write_artifact(model, out_dir, card)
+    print(f"train: wrote {out_dir / card['weights_file']} and card.json (sha256 {card['sha256'][:12]}...)")
+    for record in metrics:
+        print(f"train: {record['split']}: " + ", ".join(f"{k} {v:.4f}" for k, v in record["values"].items())
+              + f" ({record['num_examples']} examples)")
+    return out_dir
+
+
+# -------------------------------------------------------------------------- main
+def main(argv=None):
+    args = parse_args(argv)
+    args.argv = argv
+    from training import recipe as recipes
+
+    try:
+        recipe = recipes.load(args.recipe, args.overrides)
+    except recipes.RecipeError as err:
+        print(f"train: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    strategy_name = args.strategy or recipe["train"]["strategy"]
+    recipe["train"]["strategy"] = strategy_name
+    run_dir = Path(args.run_dir or ROOT / "runs" / recipe["name"]).resolve()
+    if args.restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "tensorflow" and args.cpu_devices:
+        configure_cpu_devices(args.cpu_devices)
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow" and strategy_name != "default":
+        print(f"train: error: the {strategy_name} strategy needs TensorFlow; on {backend} use --strategy default.",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.publish:
+        check_publishable(recipe)
+    if strategy_name == "mirrored" and args.cpu_devices and recipe["train"]["jit_compile"]:
+        # XLA cannot compile a replica whose variables sit on another logical CPU device.
+        print("train: jit_compile off: XLA does not run across logical CPU devices.", flush=True)
+        recipe["train"]["jit_compile"] = False
+    keras.utils.set_random_seed(recipe["seed"])
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
+    strategy = make_strategy(strategy_name, args.cpu_devices) if backend == "tensorflow" else None
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    print_header(recipe, strategy_name, replicas, run_dir, backend)
+    (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
+    data = load_data(recipe)
+
+    start = time.perf_counter()
+    try:
+        if strategy_name == "multi_worker":
+            model, info = train_custom_loop(recipe, data, strategy, run_dir, verbose)
+        else:
+            model, info = train_with_fit(recipe, data, strategy, run_dir, verbose, backend)
+    except NaNLossError as err:
+        print(f"train: {err}", file=sys.stderr)
+        return EXIT_NAN
+    wall = time.perf_counter() - start
+    if info.get("is_chief", True):
+        write_outputs(model, recipe, info, args, run_dir, wall, strategy_name, replicas, backend)
+        (run_dir / "history.json").write_text(json.dumps(info["history"], indent=2))
+    if "barrier" in info:
+        info["barrier"]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
