@@ -1,0 +1,257 @@
+"""The trainer end to end, on the tiny nearest_object task (seconds per run)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import relzoo
+from relzoo import artifacts
+from training import recipe as recipes
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = "training/recipes/rn_nearest_object.toml"
+SMALL = ["dataset.train_size=1024", "dataset.validation_size=256", "dataset.test_size=256", "train.warmup_steps=10"]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _train(run_dir, *args, env=None, timeout=300):
+    cmd = [sys.executable, "-m", "training.train", RECIPE, *args, "--run-dir", str(run_dir), "--verbose", "2"]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env or _env(), timeout=timeout)
+
+
+# ----------------------------------------------------------------------- recipes
+def test_recipe_loads_and_overrides():
+    r = recipes.load(ROOT / RECIPE, ["train.epochs=3", "model.kwargs.g_units=[8, 8]", "train.strategy=mirrored"])
+    assert r["train"]["epochs"] == 3 and r["model"]["kwargs"]["g_units"] == [8, 8]
+    assert r["train"]["strategy"] == "mirrored"
+    assert r["train"]["clipnorm"] == 5.0 and r["train"]["weight_decay"] is None  # defaults filled in
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["train.epochs=0"], "positive integer"),
+        (["train.strategy=tpu_pod"], "strategy must be one of"),
+        (["train.learnig_rate=1e-3"], "unknown \\[train\\] keys"),
+        (["train.learning_rate=-1"], "positive number"),
+        (["noequals"], "dotted.path=value"),
+    ],
+)
+def test_recipe_errors(overrides, message):
+    with pytest.raises(recipes.RecipeError, match=message):
+        recipes.load(ROOT / RECIPE, overrides)
+
+
+def test_every_zoo_recipe_matches_its_entry():
+    """--publish requires it; this keeps registry and recipes from drifting apart."""
+    for name in relzoo.list_models(include_test=True):
+        entry = relzoo.zoo.get_entry(name)
+        if entry.recipe is None:
+            continue
+        r = recipes.load(ROOT / entry.recipe)
+        assert r["name"] == name
+        assert r["model"]["builder"] == entry.builder and r["model"]["kwargs"] == entry.kwargs
+        assert r["dataset"] == entry.dataset
+
+
+def test_bad_recipe_is_a_clear_error(tmp_path):
+    out = _train(tmp_path / "run", "train.epochs=-2")
+    assert out.returncode == 2 and "train.epochs must be a positive integer" in out.stderr
+
+
+# ------------------------------------------------------------------ default + logs
+@pytest.mark.slow
+def test_train_default_writes_artifact_card_and_tensorboard(tmp_path):
+    run = tmp_path / "run"
+    out = _train(run, *SMALL, "train.epochs=3")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Epoch 3/3" in out.stdout  # progress per epoch
+    card = artifacts.read_card(run / "artifact")
+    assert card["training"]["strategy"] == "default" and card["training"]["replicas"] == 1
+    test = [m for m in card["metrics"] if m["split"] == "test"][0]
+    assert test["num_examples"] == 256 and 0.0 <= test["values"]["accuracy"] <= 1.0
+    assert card["training"]["wall_time_s"] > 0 and card["training"]["samples_per_s"] > 0
+    # the card's metric is what the evaluation code measures on that artifact
+    from relzoo.evaluate import evaluate_model
+
+    model = relzoo.load("rn_nearest_object", weights=run / "artifact" / "model.keras")
+    again = evaluate_model(model, card["dataset"], "test")
+    assert again["values"] == test["values"]
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def tags(sub):
+        ea = EventAccumulator(str(run / "logs" / sub), size_guidance={"tensors": 0})
+        ea.Reload()
+        return ea
+
+    train = tags("train")
+    for tag in ("epoch_loss", "epoch_accuracy", "epoch_learning_rate"):
+        assert tag in train.Tags()["tensors"], train.Tags()
+        assert len(train.Tensors(tag)) == 3
+    import tensorflow as tf
+
+    lrs = [float(tf.make_ndarray(e.tensor_proto)) for e in train.Tensors("epoch_learning_rate")]
+    assert lrs[-1] == pytest.approx(2e-3)  # the recipe's peak, after the warm-up
+    validation = tags("validation")
+    assert {"epoch_loss", "epoch_accuracy"} <= set(validation.Tags()["tensors"])
+    root = tags("")
+    assert "_hparams_/session_start_info" in root.Tags()["tensors"]
+    assert "hparams" in root.PluginAssets("hparams") or root.PluginTagToContent("hparams")
+
+
+# ------------------------------------------------------------------------- resume
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    args = ["dataset.train_size=6144", "dataset.validation_size=256", "dataset.test_size=256", "train.epochs=25"]
+    cmd = [sys.executable, "-m", "training.train", RECIPE, *args, "--run-dir", str(run), "--verbose", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    meta = run / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if meta.is_file():
+                try:
+                    if json.loads(meta.read_text())["epoch"] >= 2:
+                        break
+                except (ValueError, KeyError):
+                    pass
+            if proc.poll() is not None:
+                pytest.fail("the run ended before it could be killed:\n" + proc.stdout.read()[-3000:])
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoint of epoch 2 within the time limit")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "artifact").exists()
+    killed_at = json.loads(meta.read_text())["epoch"]
+    assert 2 <= killed_at < 25
+
+    out = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resuming from the checkpoint in {run / 'backup'}: {killed_at} of 25 epochs done" in out.stdout
+    assert f"Epoch {killed_at + 1}/25" in out.stdout and "Epoch 1/25" not in out.stdout
+    card = artifacts.read_card(run / "artifact")
+    assert card["training"]["resumed_at_epoch"] == killed_at
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == 25 - killed_at
+
+
+# ---------------------------------------------------------------------------- NaN
+@pytest.mark.slow
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    first = _train(run, *SMALL, "train.epochs=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    weights = run / "backup" / "latest.weights.h5"
+    good_sha = artifacts.sha256_file(weights)
+    # the same run, continued with a learning rate that diverges
+    out = _train(run, *SMALL, "train.epochs=4", "train.learning_rate=1e30", "train.clipnorm=0")
+    assert out.returncode == 3, (out.returncode, out.stderr[-3000:])
+    assert "training stopped: the loss became" in out.stderr and "at epoch 3" in out.stderr
+    assert f"The last good checkpoint (the end of epoch 2) is kept in {run / 'backup'}" in out.stderr
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert artifacts.sha256_file(weights) == good_sha
+
+
+# ------------------------------------------------------------------ strategies
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus(tmp_path):
+    out = _train(tmp_path / "run", *SMALL, "train.epochs=2", "--strategy", "mirrored", "--cpu-devices", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "strategy mirrored (2 replicas)" in out.stdout
+    card = artifacts.read_card(tmp_path / "run" / "artifact")
+    assert card["training"]["strategy"] == "mirrored" and card["training"]["replicas"] == 2
+
+
+def _free_ports(k):
+    socks = [socket.socket() for _ in range(k)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_two_processes_keep_identical_weights(tmp_path):
+    run = tmp_path / "run"
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        cmd = [sys.executable, "-m", "training.train", RECIPE, *SMALL, "train.epochs=2", "--strategy", "multi_worker",
+               "--run-dir", str(run), "--verbose", "2"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=300)[0])
+    finally:
+        for p in procs:  # never leave a worker behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, text in zip(procs, outputs):
+        assert p.returncode == 0, text[-3000:]
+    assert "strategy multi_worker (2 replicas)" in outputs[0]
+    a = np.load(run / "workers" / "0" / "final_weights.npz")
+    b = np.load(run / "workers" / "1" / "final_weights.npz")
+    assert a.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+    card = artifacts.read_card(run / "artifact")
+    assert card["training"]["strategy"] == "multi_worker" and card["training"]["replicas"] == 2
+    # the chief's artifact holds the trained weights
+    model = relzoo.load("rn_nearest_object", weights=run / "artifact" / "model.keras")
+    for w, k in zip(model.get_weights(), a.files):
+        np.testing.assert_array_equal(w, a[k])
+
+
+# --------------------------------------------------------------------------- JAX
+BLOCK_TF = """
+import sys, runpy
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError("TensorFlow is blocked: the GPU machines have none")
+sys.meta_path.insert(0, _NoTensorFlow())
+sys.argv = ["training.train"] + sys.argv[1:]
+runpy.run_module("training.train", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_jax_backend_without_tensorflow(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-c", BLOCK_TF, RECIPE, *SMALL, "train.epochs=2", "--run-dir", str(run), "--verbose", "2"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "backend jax" in out.stdout
+    card = artifacts.read_card(run / "artifact")
+    assert card["training"]["backend"] == "jax"
+    # the JAX-trained artifact loads here (TensorFlow) and reproduces its card
+    from relzoo.evaluate import evaluate_model
+
+    model = relzoo.load("rn_nearest_object", weights=run / "artifact" / "model.keras")
+    test = [m for m in card["metrics"] if m["split"] == "test"][0]
+    assert evaluate_model(model, card["dataset"], "test")["values"] == test["values"]
