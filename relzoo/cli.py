@@ -94,6 +94,15 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_export(args):
+    from relzoo import export
+
+    target = export.export(args.name, args.outdir, version=args.version, weights=args.weights or "pretrained",
+                           overwrite=args.overwrite)
+    print(export.describe(args.name, target))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,12 +123,19 @@ def main(argv=None):
     p.add_argument("--check", action="store_true", help="fail unless the result matches the card")
     p.add_argument("--tolerance", type=float, default=1e-4, help="allowed difference with --check")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("export", help="write a TensorFlow Serving SavedModel: OUTDIR/NAME/VERSION/")
+    p.add_argument("name")
+    p.add_argument("outdir")
+    p.add_argument("--version", type=int, default=1, help="TF Serving's model version (default 1)")
+    p.add_argument("--weights", help="a .keras file instead of the published artifact")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
+    p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     from relzoo import ArtifactError, UnknownModelError
 
     try:
         return args.func(args)
-    except (UnknownModelError, ArtifactError) as err:
+    except (UnknownModelError, ArtifactError, FileExistsError, ValueError) as err:
         print(f"relzoo: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,119 @@
+"""TF Serving export: layout, signature, warm-up records, and serving without relzoo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import relzoo
+from relzoo import export as rexport
+from relzoo.evaluate import dataset_split
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "rn_nearest_object"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving")
+    model = relzoo.load(NAME, weights=None)  # random weights are enough to compare outputs
+    keras_path = base / "model.keras"
+    model.save(keras_path)
+    target = rexport.export(NAME, base / "models", version=3, model=model)
+    return base, model, keras_path, target
+
+
+def test_layout_and_signature(exported):
+    base, _, _, target = exported
+    assert target == base / "models" / NAME / "3"
+    assert (target / "saved_model.pb").is_file() and (target / "variables").is_dir()
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    out = subprocess.run([str(cli), "show", "--all", "--dir", str(target)], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    assert "signature_def['serving_default']" in text
+    for name in ("inputs['objects']", "inputs['question']", "outputs['answer_logits']", "outputs['answer_id']",
+                 "outputs['answer']", "outputs['answer_probabilities']"):
+        assert name in text, name
+    assert "shape: (-1, 6, 8)" in text and "tensorflow/serving/predict" in text
+
+
+SERVE_WITHOUT_RELZOO = """
+import sys, json
+import numpy as np
+sys.modules["relzoo"] = None            # importing relzoo now raises ImportError
+try:
+    import relzoo
+    raise SystemExit("relzoo was importable")
+except ImportError:
+    pass
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+serve = loaded.signatures["serving_default"]
+data = np.load(sys.argv[2])
+out = serve(objects=tf.constant(data["objects"]), question=tf.constant(data["question"]))
+np.savez(sys.argv[3], **{k: (v.numpy().astype("S") if v.dtype == tf.string else v.numpy()) for k, v in out.items()})
+body = json.load(open(sys.argv[4]))
+inst = body["instances"]
+feeds = {k: tf.constant(np.array([i[k] for i in inst], np.float32)) for k in inst[0]}
+print(json.dumps({"rest_answer": [a.decode() for a in serve(**feeds)["answer"].numpy()]}))
+"""
+
+
+def test_serves_in_a_process_without_relzoo(exported, tmp_path):
+    _, model, _, target = exported
+    inputs, _ = dataset_split(dict(relzoo.zoo.get_entry(NAME).dataset, test_size=7), "test")
+    np.savez(tmp_path / "in.npz", **inputs)
+    rest = target / "assets.extra" / rexport.REST_EXAMPLE_FILE
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_WITHOUT_RELZOO, str(target), str(tmp_path / "in.npz"), str(tmp_path / "out.npz"),
+         str(rest)],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=180, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = np.load(tmp_path / "out.npz")
+    want = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got["answer_id"], np.argmax(want, -1))
+    vocab = relzoo.zoo.get_entry(NAME).answer_vocab
+    assert [a.decode() for a in got["answer"]] == [vocab[i] for i in np.argmax(want, -1)]
+    np.testing.assert_allclose(got["answer_probabilities"].sum(-1), 1.0, rtol=1e-5)
+    # the REST example body is valid for the signature
+    assert len(json.loads(out.stdout.strip().splitlines()[-1])["rest_answer"]) == 1
+
+
+def test_warmup_file_holds_prediction_logs(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, _, _, target = exported
+    path = target / "assets.extra" / rexport.WARMUP_FILE
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    assert len(logs) == 2
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == NAME and request.model_spec.signature_name == "serving_default"
+        assert set(request.inputs) == {"objects", "question"}
+        assert tuple(tf.make_ndarray(request.inputs["objects"]).shape) == (1, 6, 8)
+
+
+def test_cli_export_and_errors(exported, tmp_path):
+    _, _, keras_path, _ = exported
+    cmd = [sys.executable, "-m", "relzoo.cli", "export", NAME, str(tmp_path / "m"), "--version", "7",
+           "--weights", str(keras_path)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "m" / NAME / "7" / "saved_model.pb").is_file()
+    body = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(body["instances"][0]) == {"objects", "question"}
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert again.returncode == 2 and "exists" in again.stderr  # nothing is silently replaced
+    with pytest.raises(ValueError, match="version"):
+        rexport.export(NAME, tmp_path / "x", version=-1, model=relzoo.load(NAME, weights=None))
