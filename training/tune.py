@@ -1,0 +1,164 @@
+"""Hyperparameter search with keras-tuner over the space a recipe declares.
+
+    python -m training.tune RECIPE [dotted.path=value ...] [--tuner hyperband|bayesian]
+                            [--max-trials N] [--epochs E] [--out FILE] [--dir DIR]
+
+    python -m training.tune training/recipes/rn_nearest_object.toml --tuner bayesian --max-trials 8
+
+The recipe's `[tune]` table gives `objective` (a Keras log key, maximised when it
+is an accuracy, else minimised), `max_epochs`, and `[tune.space]`: dotted recipe
+paths mapped to distributions:
+
+    "train.learning_rate" = { type = "float", min = 3e-4, max = 1e-2, sampling = "log" }
+    "model.kwargs.dropout" = { type = "float", min = 0.0, max = 0.3, step = 0.1 }
+    "model.kwargs.g_units" = { type = "choice", values = [[32, 32], [64, 64, 64]] }
+    "train.batch_size" = { type = "int", min = 32, max = 256, step = 32 }
+
+Each trial writes TensorBoard logs (scalars and HParams) under DIR/logs/<trial>/.
+The search resumes where it stopped when run again with the same DIR. The best
+trial is written as a recipe (default `training/recipes/<name>_tuned.toml`) that
+`python -m training.train` accepts unchanged.
+"""
+
+import argparse
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m training.tune", description=__doc__.split("\n\n")[0])
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="recipe overrides, dotted.path=value")
+    p.add_argument("--tuner", choices=("hyperband", "bayesian"), default="hyperband")
+    p.add_argument("--max-trials", type=int, default=10, help="trials of the bayesian tuner")
+    p.add_argument("--epochs", type=int, help="epochs per trial (bayesian) / max epochs (hyperband); "
+                                                "default: tune.max_epochs")
+    p.add_argument("--out", help="the best trial's recipe (default training/recipes/<name>_tuned.toml)")
+    p.add_argument("--dir", help="the tuner's folder (default runs/tune/<name>_<tuner>)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+    return p.parse_args(argv)
+
+
+def _direction(objective):
+    return "max" if "acc" in objective else "min"
+
+
+def sample(hp, path, spec):
+    """One hyperparameter of keras-tuner for a `[tune.space]` entry; returns its value."""
+    kind = spec.get("type")
+    if kind == "float":
+        return hp.Float(path, float(spec["min"]), float(spec["max"]), step=spec.get("step"),
+                        sampling=spec.get("sampling", "linear"))
+    if kind == "int":
+        return hp.Int(path, int(spec["min"]), int(spec["max"]), step=int(spec.get("step", 1)),
+                      sampling=spec.get("sampling", "linear"))
+    if kind == "choice":
+        values = list(spec["values"])
+        if all(isinstance(v, (int, float, str, bool)) for v in values):
+            return hp.Choice(path, values)
+        return values[hp.Choice(path, list(range(len(values))))]  # lists etc.: choose an index
+    raise ValueError(f"tune.space[{path!r}]: type must be float, int or choice, got {kind!r}.")
+
+
+def apply_values(recipe, space, values):
+    """The recipe with the search-space values set (values: path -> hp value, indices resolved)."""
+    from training.recipe import set_path
+
+    out = copy.deepcopy(recipe)
+    for path, spec in space.items():
+        value = values[path]
+        if spec["type"] == "choice" and not all(isinstance(v, (int, float, str, bool)) for v in spec["values"]):
+            value = spec["values"][value]
+        set_path(out, path, value)
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from training import recipe as recipes
+
+    try:
+        recipe = recipes.load(args.recipe, args.overrides)
+    except recipes.RecipeError as err:
+        print(f"tune: error: {err}", file=sys.stderr)
+        return 2
+    tune = recipe.get("tune") or {}
+    space = tune.get("space") or {}
+    if not space:
+        print(f"tune: error: {args.recipe} declares no [tune.space].", file=sys.stderr)
+        return 2
+    objective = tune.get("objective", "val_accuracy")
+    epochs = args.epochs or int(tune.get("max_epochs", recipe["train"]["epochs"]))
+
+    import keras
+    import keras_tuner as kt
+
+    from training.train import build_model, load_data, loss_fn, make_optimizer
+
+    keras.utils.set_random_seed(recipe["seed"])
+    data = load_data(recipe)
+    x_train, y_train = data["train"]
+
+    class RecipeHyperModel(kt.HyperModel):
+        def build(self, hp):
+            values = {path: sample(hp, path, spec) for path, spec in space.items()}
+            r = copy.deepcopy(recipe)
+            for path, value in values.items():
+                recipes.set_path(r, path, value)
+            r = recipes.validate(r)
+            model = build_model(r)
+            steps = max(1, len(y_train) // r["train"]["batch_size"])
+            model.compile(optimizer=make_optimizer(r["train"], steps), loss=loss_fn(), metrics=["accuracy"],
+                          jit_compile=bool(r["train"]["jit_compile"]))
+            return model
+
+        def fit(self, hp, model, *fit_args, **kwargs):
+            batch = hp.values.get("train.batch_size", recipe["train"]["batch_size"])
+            return model.fit(*fit_args, batch_size=batch, **kwargs)
+
+    directory = Path(args.dir or ROOT / "runs" / "tune" / f"{recipe['name']}_{args.tuner}").resolve()
+    common = dict(objective=kt.Objective(objective, _direction(objective)), directory=str(directory.parent),
+                  project_name=directory.name, seed=recipe["seed"], overwrite=False)
+    if args.tuner == "hyperband":
+        tuner = kt.Hyperband(RecipeHyperModel(), max_epochs=epochs, factor=3, **common)
+        search_kwargs = {}
+    else:
+        tuner = kt.BayesianOptimization(RecipeHyperModel(), max_trials=args.max_trials, **common)
+        search_kwargs = {"epochs": epochs}
+    print(f"tune: {recipe['name']} | {args.tuner} | objective {objective} ({_direction(objective)}) | "
+          f"{len(space)} hyperparameters | folder {directory}", flush=True)
+    callbacks = [keras.callbacks.TensorBoard(log_dir=str(directory / "logs"))]
+    tuner.search(x_train, y_train, validation_data=data["validation"], callbacks=callbacks, verbose=args.verbose,
+                 **search_kwargs)
+
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best = apply_values(recipe, space, {p: best_hp.get(p) for p in space})
+    best["tuned"] = {
+        "tuner": args.tuner,
+        "objective": objective,
+        "best_score": float(best_trial.score),
+        "trial_id": best_trial.trial_id,
+        "trials": len(tuner.oracle.trials),
+        "epochs_per_trial": epochs,
+        "from_recipe": str(Path(args.recipe)),
+    }
+    out = Path(args.out or ROOT / "training" / "recipes" / f"{recipe['name']}_tuned.toml")
+    header = (f"# Written by training/tune.py ({args.tuner}, {len(tuner.oracle.trials)} trials, {objective} "
+              f"{best_trial.score:.4f}).\n# Train it with: python -m training.train {out.as_posix()}")
+    recipes.dump(best, out, header=header)
+    chosen = {p: recipes.get_path(best, p) for p in space}
+    print(f"tune: best trial {best_trial.trial_id}: {objective} {best_trial.score:.4f} with {json.dumps(chosen)}")
+    print(f"tune: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
