@@ -124,7 +124,7 @@ _ENTRIES.append(
             "name": "nearest_object",
             "version": "1.0.0",
             "seed": 0,
-            "train_size": 20000,
+            "train_size": 100000,
             "validation_size": 2000,
             "test_size": 5000,
             "options": {"num_objects": 6},

@@ -191,16 +191,14 @@ def _free_ports(k):
     return ports
 
 
-@pytest.mark.slow
-def test_multi_worker_two_processes_keep_identical_weights(tmp_path):
-    run = tmp_path / "run"
+def _run_workers(run, epochs):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        cmd = [sys.executable, "-m", "training.train", RECIPE, *SMALL, "train.epochs=2", "--strategy", "multi_worker",
-               "--run-dir", str(run), "--verbose", "2"]
+        cmd = [sys.executable, "-m", "training.train", RECIPE, *SMALL, f"train.epochs={epochs}", "--strategy",
+               "multi_worker", "--run-dir", str(run), "--verbose", "2"]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     outputs = []
@@ -214,16 +212,32 @@ def test_multi_worker_two_processes_keep_identical_weights(tmp_path):
                 p.wait()
     for p, text in zip(procs, outputs):
         assert p.returncode == 0, text[-3000:]
-    assert "strategy multi_worker (2 replicas)" in outputs[0]
+    return outputs
+
+
+def _assert_workers_identical(run):
     a = np.load(run / "workers" / "0" / "final_weights.npz")
     b = np.load(run / "workers" / "1" / "final_weights.npz")
     assert a.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+    return a
+
+
+@pytest.mark.slow
+def test_multi_worker_two_processes_keep_identical_weights_and_resume(tmp_path):
+    run = tmp_path / "run"
+    outputs = _run_workers(run, epochs=2)
+    assert "strategy multi_worker (2 replicas)" in outputs[0]
+    a = _assert_workers_identical(run)
     card = artifacts.read_card(run / "artifact")
     assert card["training"]["strategy"] == "multi_worker" and card["training"]["replicas"] == 2
     # the chief's artifact holds the trained weights
     model = relzoo.load("rn_nearest_object", weights=run / "artifact" / "model.keras")
     for w, k in zip(model.get_weights(), a.files):
         np.testing.assert_array_equal(w, a[k])
+    # the same command with more epochs continues from the chief's checkpoint
+    outputs = _run_workers(run, epochs=3)
+    assert "2 of 3 epochs done" in outputs[0] and "Epoch 3/3" in outputs[0] and "Epoch 1/3" not in outputs[0]
+    _assert_workers_identical(run)
 
 
 # --------------------------------------------------------------------------- JAX

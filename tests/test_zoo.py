@@ -208,6 +208,16 @@ def test_published_artifacts_load_and_match_their_cards(name, monkeypatch):
     assert model.count_params() == card["params"]
     for record in card["metrics"]:
         assert record["split"] and record["command"] and record["values"]
+    # the card's test numbers are what the evaluation code measures on this artifact
+    from relzoo.evaluate import evaluate_model
+
+    entry = zoo.get_entry(name)
+    recorded = [r for r in card["metrics"] if r["split"] == "test"]
+    assert recorded, f"{name}: the card records no test metrics"
+    assert recorded[0]["command"] == f"relzoo evaluate {name} --split test"
+    measured = evaluate_model(model, entry.dataset, "test")
+    assert measured["values"] == recorded[0]["values"]
+    assert measured["num_examples"] == recorded[0]["num_examples"]
 
 
 def _relzoo_cli(*args, env_home=None):
