@@ -11,7 +11,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 CARD_FILE = "card.json"
@@ -203,13 +202,3 @@ def write_artifact(model, directory, card, weights_file=WEIGHTS_FILE):
         raise ValueError(f"write_artifact: the card lacks {missing}.")
     write_card(directory, full)
     return full
-
-
-def command_line():
-    """The command that is running, for cards (`python -m x ...` or the console script)."""
-    argv = list(sys.argv)
-    if argv and argv[0].endswith("__main__.py"):
-        argv[0] = "python -m " + Path(argv[0]).parent.name
-    elif argv:
-        argv[0] = Path(argv[0]).name
-    return " ".join(argv)

@@ -24,9 +24,11 @@ Exit codes: 0 done, 2 bad recipe or arguments, 3 NaN loss.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -112,7 +114,7 @@ def build_model(recipe):
     return get_builder(recipe["model"]["builder"])(**recipe["model"]["kwargs"])
 
 
-def make_optimizer(train, steps_per_epoch):
+def make_optimizer(train):
     import keras
 
     from training.schedules import WarmupConstant
@@ -248,12 +250,11 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     train = recipe["train"]
     NaNGuard, GuardedBackup, Throughput = _keras_callbacks()
     x_train, y_train = data["train"]
-    steps_per_epoch = math.ceil(len(y_train) / train["batch_size"])
-    scope = strategy.scope() if strategy is not None else _null_scope()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = build_model(recipe)
         model.compile(
-            optimizer=make_optimizer(train, steps_per_epoch),
+            optimizer=make_optimizer(train),
             loss=loss_fn(),
             metrics=["accuracy"],
             jit_compile=bool(train["jit_compile"]),
@@ -283,14 +284,6 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
                    "samples_per_s": throughput.samples_per_s(), "resumed_at_epoch": done}
 
 
-class _null_scope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def nan_message(bad, backup_dir, good_epochs):
     where = f"the end of epoch {good_epochs}" if good_epochs else "none yet: no epoch had completed"
     return (
@@ -316,7 +309,7 @@ def train_custom_loop(recipe, data, strategy, run_dir, verbose):
     steps_per_epoch = len(y_train) // global_batch
     with strategy.scope():
         model = build_model(recipe)
-        optimizer = make_optimizer(train, steps_per_epoch)
+        optimizer = make_optimizer(train)
         optimizer.build(model.trainable_variables)
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     losses = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
@@ -454,12 +447,17 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
     from relzoo.evaluate import evaluate_model, evaluation_command
 
     entry = zoo.REGISTRY.get(recipe["name"])
+    out_dir = zoo.SAVED_MODELS / recipe["name"] if args.publish else run_dir / "artifact"
     metrics = []
     for split in ("test", "validation"):
         record = evaluate_model(model, recipe["dataset"], split)
-        record["command"] = evaluation_command(recipe["name"], split) if entry is not None else (
-            f"python -c \"import relzoo.evaluate as e, relzoo; print(e.evaluate_model(relzoo.load("
-            f"'{recipe['name']}', weights='<run dir>/artifact/model.keras'), <dataset spec>, '{split}'))\"")
+        if entry is not None and recipe["dataset"] == entry.dataset:
+            record["command"] = evaluation_command(recipe["name"], split)
+            if not args.publish:
+                record["command"] += f" --weights {shlex.quote(str(out_dir / artifacts.WEIGHTS_FILE))}"
+        else:  # not the zoo entry's data: the same code, on the card's own dataset spec
+            record["command"] = (f"relzoo.evaluate.evaluate_model(model, card['dataset'], '{split}') "
+                                 "(this run's dataset differs from any zoo entry's)")
         metrics.append(record)
     recipe_path = Path(args.recipe)
     try:
@@ -477,7 +475,7 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
         "training": {
             "recipe": recipe_rel,
             "recipe_values": recipe,
-            "command": "python -m training.train " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+            "command": "python -m training.train " + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
             "seed": recipe["seed"],
             "strategy": strategy_name,
             "replicas": replicas,
@@ -491,7 +489,6 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
             "final": {k: (round(v[-1], 6) if v else None) for k, v in info["history"].items()},
         },
     }
-    out_dir = zoo.SAVED_MODELS / recipe["name"] if args.publish else run_dir / "artifact"
     card = artifacts.write_artifact(model, out_dir, card)
     print(f"train: wrote {out_dir / card['weights_file']} and card.json (sha256 {card['sha256'][:12]}...)")
     for record in metrics:

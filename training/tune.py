@@ -114,8 +114,7 @@ def main(argv=None):
                 recipes.set_path(r, path, value)
             r = recipes.validate(r)
             model = build_model(r)
-            steps = max(1, len(y_train) // r["train"]["batch_size"])
-            model.compile(optimizer=make_optimizer(r["train"], steps), loss=loss_fn(), metrics=["accuracy"],
+            model.compile(optimizer=make_optimizer(r["train"]), loss=loss_fn(), metrics=["accuracy"],
                           jit_compile=bool(r["train"]["jit_compile"]))
             return model
 
