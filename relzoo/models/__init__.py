@@ -4,10 +4,12 @@
 onto the functions.
 """
 
-from relzoo.models.rn import build_rn_state
+from relzoo.models.rn import build_cnn_mlp, build_rn_pixels, build_rn_state
 
 BUILDERS = {
     "rn_state": build_rn_state,
+    "rn_pixels": build_rn_pixels,
+    "cnn_mlp": build_cnn_mlp,
 }
 
 
@@ -19,4 +21,4 @@ def get_builder(name):
         raise ValueError(f"Unknown model builder {name!r}; known builders: {sorted(BUILDERS)}.") from None
 
 
-__all__ = ["BUILDERS", "build_rn_state", "get_builder"]
+__all__ = ["BUILDERS", "build_cnn_mlp", "build_rn_pixels", "build_rn_state", "get_builder"]
