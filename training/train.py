@@ -65,12 +65,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def backend_name():
-    import keras
-
-    return keras.backend.backend()
-
-
 def configure_cpu_devices(count):
     """Splits the physical CPU into `count` logical devices (before TensorFlow starts)."""
     import tensorflow as tf
@@ -132,6 +126,14 @@ def loss_fn():
     import keras
 
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def compiled_model(recipe):
+    """The recipe's model, compiled for `fit` as every trainer and tuner run compiles it."""
+    model = build_model(recipe)
+    model.compile(optimizer=make_optimizer(recipe["train"]), loss=loss_fn(), metrics=["accuracy"],
+                  jit_compile=bool(recipe["train"]["jit_compile"]))
+    return model
 
 
 def load_data(recipe):
@@ -252,13 +254,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     x_train, y_train = data["train"]
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        model = build_model(recipe)
-        model.compile(
-            optimizer=make_optimizer(train),
-            loss=loss_fn(),
-            metrics=["accuracy"],
-            jit_compile=bool(train["jit_compile"]),
-        )
+        model = compiled_model(recipe)
     guard = NaNGuard()
     backup_dir = run_dir / "backup"
     done = completed_epochs(backup_dir)

@@ -100,7 +100,7 @@ def main(argv=None):
     import keras
     import keras_tuner as kt
 
-    from training.train import build_model, load_data, loss_fn, make_optimizer
+    from training.train import compiled_model, load_data
 
     keras.utils.set_random_seed(recipe["seed"])
     data = load_data(recipe)
@@ -113,10 +113,7 @@ def main(argv=None):
             for path, value in values.items():
                 recipes.set_path(r, path, value)
             r = recipes.validate(r)
-            model = build_model(r)
-            model.compile(optimizer=make_optimizer(r["train"]), loss=loss_fn(), metrics=["accuracy"],
-                          jit_compile=bool(r["train"]["jit_compile"]))
-            return model
+            return compiled_model(r)
 
         def fit(self, hp, model, *fit_args, **kwargs):
             batch = hp.values.get("train.batch_size", recipe["train"]["batch_size"])
