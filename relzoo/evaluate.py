@@ -7,12 +7,13 @@ call `evaluate_model`, so the command a card records reproduces its numbers.
 import numpy as np
 
 from relzoo.datasets import get_dataset
+from relzoo.datasets.examples import Examples
 
 SPLITS = ("train", "validation", "test")
 
 
 def dataset_split(spec, split):
-    """`(inputs, answers)` of a dataset spec (`{"name", "seed", "<split>_size", "options"}`)."""
+    """The `Examples` of a dataset spec's split (`{"name", "seed", "<split>_size", "options"}`)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
     key = f"{split}_size"
@@ -25,19 +26,47 @@ def dataset_split(spec, split):
             f"The dataset spec asks for {spec['name']} version {version}, but this relzoo generates "
             f"version {module.VERSION}: the numbers would not be comparable."
         )
-    return module.generate(spec[key], seed=spec["seed"], split=split, **spec.get("options", {}))
+    options = spec.get("options", {})
+    if hasattr(module, "generate_examples"):
+        return module.generate_examples(spec[key], seed=spec["seed"], split=split, **options)
+    inputs, answers = module.generate(spec[key], seed=spec["seed"], split=split, **options)
+    return Examples(inputs=inputs, answers=answers)
+
+
+def predict_logits(model, examples, batch_size=256):
+    """The model's answer logits `(N, classes)` for `examples`, batch by batch (numpy)."""
+    chunks = []
+    for inputs, _ in examples.numpy_batches(batch_size):
+        out = model.predict_on_batch(inputs)
+        out = out["answer_logits"] if isinstance(out, dict) else out
+        chunks.append(np.asarray(out, np.float32))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+def accuracy_values(predictions, examples):
+    """`{"accuracy": ...}` plus `"accuracy/<group label>"` for each group of `examples`."""
+    correct = predictions == examples.answers
+    values = {"accuracy": round(float(np.mean(correct)), 6)}
+    for labels, names in examples.groups.values():
+        labels = np.asarray(labels)
+        for k, label in enumerate(names):
+            hit = correct[labels == k]
+            if len(hit):
+                values[f"accuracy/{label}"] = round(float(np.mean(hit)), 6)
+    return values
 
 
 def evaluate_model(model, spec, split="test", batch_size=256):
-    """Accuracy of `model` on a split: `{"accuracy": float}` and the number of examples."""
-    inputs, answers = dataset_split(spec, split)
-    logits = model.predict(inputs, batch_size=batch_size, verbose=0)
-    logits = logits["answer_logits"] if isinstance(logits, dict) else logits
-    predictions = np.argmax(np.asarray(logits), axis=-1)
-    accuracy = float(np.mean(predictions == answers))
-    if not np.isfinite(np.asarray(logits)).all():
+    """Accuracy of `model` on a split, overall and per group (e.g. question type).
+
+    Returns `{"values": {"accuracy": ..., "accuracy/<group>": ...}, "num_examples", "split"}`.
+    """
+    examples = dataset_split(spec, split)
+    logits = predict_logits(model, examples, batch_size)
+    if not np.isfinite(logits).all():
         raise FloatingPointError(f"The model produced non-finite logits on the {split} split.")
-    return {"values": {"accuracy": round(accuracy, 6)}, "num_examples": int(len(answers)), "split": split}
+    values = accuracy_values(np.argmax(logits, axis=-1), examples)
+    return {"values": values, "num_examples": int(len(examples)), "split": split}
 
 
 def evaluate(name, split="test", weights="pretrained", batch_size=256):

@@ -27,8 +27,9 @@ def _example_inputs(entry, count):
     from relzoo.evaluate import dataset_split
 
     try:
-        inputs, _ = dataset_split(dict(entry.dataset, test_size=count), "test")
-        return {k: np.asarray(v[:count]) for k, v in inputs.items() if k in entry.inputs}
+        examples = dataset_split(dict(entry.dataset, test_size=count), "test")
+        pick = np.linspace(0, len(examples) - 1, count).astype(int)  # spread over question kinds
+        return {k: np.asarray(v) for k, v in examples.batch(pick).items() if k in entry.inputs}
     except (ValueError, KeyError):
         return {k: np.zeros([count] + list(spec["shape"]), spec["dtype"]) for k, spec in entry.inputs.items()}
 

@@ -69,7 +69,7 @@ print(json.dumps({"rest_answer": [a.decode() for a in serve(**feeds)["answer"].n
 
 def test_serves_in_a_process_without_relzoo(exported, tmp_path):
     _, model, _, target = exported
-    inputs, _ = dataset_split(dict(relzoo.zoo.get_entry(NAME).dataset, test_size=7), "test")
+    inputs = dataset_split(dict(relzoo.zoo.get_entry(NAME).dataset, test_size=7), "test").batch(slice(0, 7))
     np.savez(tmp_path / "in.npz", **inputs)
     rest = target / "assets.extra" / rexport.REST_EXAMPLE_FILE
     out = subprocess.run(

@@ -19,8 +19,10 @@ TRAIN_DEFAULTS = {
     "clipnorm": None,
     "weight_decay": None,
     "jit_compile": True,
+    "dtype_policy": "float32",
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 class RecipeError(ValueError):
@@ -78,6 +80,8 @@ def validate(recipe, source="recipe"):
         raise RecipeError(f"{source}: unknown [train] keys {unknown}; known: {sorted(TRAIN_DEFAULTS)}.")
     if train["strategy"] not in STRATEGIES:
         raise RecipeError(f"{source}: train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}.")
+    if train["dtype_policy"] not in DTYPE_POLICIES:
+        raise RecipeError(f"{source}: train.dtype_policy must be one of {DTYPE_POLICIES}, got {train['dtype_policy']!r}.")
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] <= 0:
             raise RecipeError(f"{source}: train.{key} must be a positive integer, got {train[key]!r}.")

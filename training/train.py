@@ -102,10 +102,32 @@ def worker_role():
 
 
 # ---------------------------------------------------------------------- model & data
-def build_model(recipe):
+def build_model(recipe, dtype_policy=None):
+    """The recipe's model, its layers built under `dtype_policy` (default: train.dtype_policy)."""
+    import keras
+
     from relzoo.models import get_builder
 
-    return get_builder(recipe["model"]["builder"])(**recipe["model"]["kwargs"])
+    policy = dtype_policy or recipe["train"].get("dtype_policy", "float32")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return get_builder(recipe["model"]["builder"])(**recipe["model"]["kwargs"])
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_copy(model, recipe):
+    """A float32 copy of a model trained under a mixed policy (the weights are float32 already).
+
+    Published artifacts, their evaluation and exports run in float32, whatever precision
+    the training steps used.
+    """
+    if model.dtype_policy.name == "float32":
+        return model
+    copy = build_model(recipe, "float32")
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def make_optimizer(train):
@@ -143,13 +165,11 @@ def load_data(recipe):
     return {split: dataset_split(spec, split) for split in ("train", "validation", "test")}
 
 
-def tf_dataset(inputs, answers, batch_size, seed, shuffle, drop_remainder=False):
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((inputs, answers))
-    if shuffle:
-        ds = ds.shuffle(len(answers), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False):
+    """What `fit` consumes: a tf.data pipeline on TensorFlow, a numpy PyDataset elsewhere."""
+    if backend == "tensorflow":
+        return examples.tf_dataset(batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder)
+    return examples.py_dataset(batch_size, seed=seed, shuffle=shuffle)
 
 
 # ------------------------------------------------------------------------- logging
@@ -251,7 +271,6 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
 
     train = recipe["train"]
     NaNGuard, GuardedBackup, Throughput = _keras_callbacks()
-    x_train, y_train = data["train"]
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = compiled_model(recipe)
@@ -260,20 +279,18 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     done = completed_epochs(backup_dir)
     if done:
         print(f"train: resuming from the checkpoint in {backup_dir}: {done} of {train['epochs']} epochs done.", flush=True)
-    throughput = Throughput(len(y_train))
+    throughput = Throughput(len(data["train"]))
     callbacks = [guard, GuardedBackup(guard, backup_dir=str(backup_dir), delete_checkpoint=False), throughput]
     if backend == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch"))
         write_hparams(run_dir / "logs", recipe, recipe["name"])
-        x_val, y_val = data["validation"]
-        fit_data = tf_dataset(x_train, y_train, train["batch_size"], recipe["seed"], shuffle=True)
-        val_data = tf_dataset(x_val, y_val, max(train["batch_size"], 256), recipe["seed"], shuffle=False)
-        history = model.fit(fit_data, validation_data=val_data, epochs=train["epochs"], callbacks=callbacks,
-                            shuffle=False, verbose=verbose)  # fit_data is shuffled by tf.data, per epoch
-    else:  # JAX (or another backend): numpy in, no TensorFlow
+    else:  # JAX (or another backend): numpy batches, no TensorFlow
         print("train: TensorBoard logs need TensorFlow; not written on this backend.", flush=True)
-        history = model.fit(x_train, y_train, batch_size=train["batch_size"], validation_data=data["validation"],
-                            epochs=train["epochs"], shuffle=True, callbacks=callbacks, verbose=verbose)
+    fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend)
+    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend)
+    # fit_data reshuffles itself each epoch (tf.data or the PyDataset)
+    history = model.fit(fit_data, validation_data=val_data, epochs=train["epochs"], callbacks=callbacks,
+                        verbose=verbose)
     if guard.bad is not None:
         raise NaNLossError(nan_message(guard.bad, backup_dir, completed_epochs(backup_dir)))
     return model, {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -300,9 +317,7 @@ def train_custom_loop(recipe, data, strategy, run_dir, verbose):
     train = recipe["train"]
     is_chief, index = worker_role()
     global_batch = train["batch_size"]
-    x_train, y_train = data["train"]
-    x_val, y_val = data["validation"]
-    steps_per_epoch = len(y_train) // global_batch
+    steps_per_epoch = len(data["train"]) // global_batch
     with strategy.scope():
         model = build_model(recipe)
         optimizer = make_optimizer(train)
@@ -312,8 +327,8 @@ def train_custom_loop(recipe, data, strategy, run_dir, verbose):
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = tf_dataset(x_train, y_train, global_batch, recipe["seed"], shuffle=True, drop_remainder=True)
-    val_ds = tf_dataset(x_val, y_val, global_batch, recipe["seed"], shuffle=False, drop_remainder=True)
+    train_ds = data["train"].tf_dataset(global_batch, seed=recipe["seed"], shuffle=True, drop_remainder=True)
+    val_ds = data["validation"].tf_dataset(global_batch, seed=recipe["seed"], shuffle=False, drop_remainder=True)
     train_dist = strategy.experimental_distribute_dataset(train_ds.with_options(options))
     val_dist = strategy.experimental_distribute_dataset(val_ds.with_options(options))
 
@@ -408,7 +423,7 @@ def train_custom_loop(recipe, data, strategy, run_dir, verbose):
 
     # Evaluation and saving use a plain copy (no collectives); every worker then waits at a
     # last all-reduce, so none exits while the chief still writes the artifact.
-    plain = build_model(recipe)
+    plain = build_model(recipe, "float32")
     plain.set_weights(model.get_weights())
 
     @tf.function
@@ -546,6 +561,7 @@ def main(argv=None):
         print(f"train: {err}", file=sys.stderr)
         return EXIT_NAN
     wall = time.perf_counter() - start
+    model = float32_copy(model, recipe)
     if info.get("is_chief", True):
         write_outputs(model, recipe, info, args, run_dir, wall, strategy_name, replicas, backend)
         (run_dir / "history.json").write_text(json.dumps(info["history"], indent=2))

@@ -100,11 +100,11 @@ def main(argv=None):
     import keras
     import keras_tuner as kt
 
-    from training.train import compiled_model, load_data
+    from training.train import compiled_model, fit_inputs, load_data
 
     keras.utils.set_random_seed(recipe["seed"])
     data = load_data(recipe)
-    x_train, y_train = data["train"]
+    backend = keras.backend.backend()
 
     class RecipeHyperModel(kt.HyperModel):
         def build(self, hp):
@@ -115,9 +115,11 @@ def main(argv=None):
             r = recipes.validate(r)
             return compiled_model(r)
 
-        def fit(self, hp, model, *fit_args, **kwargs):
+        def fit(self, hp, model, **kwargs):
             batch = hp.values.get("train.batch_size", recipe["train"]["batch_size"])
-            return model.fit(*fit_args, batch_size=batch, **kwargs)
+            train_data = fit_inputs(data["train"], batch, recipe["seed"], True, backend)
+            val_data = fit_inputs(data["validation"], max(batch, 256), recipe["seed"], False, backend)
+            return model.fit(train_data, validation_data=val_data, **kwargs)
 
     directory = Path(args.dir or ROOT / "runs" / "tune" / f"{recipe['name']}_{args.tuner}").resolve()
     common = dict(objective=kt.Objective(objective, _direction(objective)), directory=str(directory.parent),
@@ -131,8 +133,7 @@ def main(argv=None):
     print(f"tune: {recipe['name']} | {args.tuner} | objective {objective} ({_direction(objective)}) | "
           f"{len(space)} hyperparameters | folder {directory}", flush=True)
     callbacks = [keras.callbacks.TensorBoard(log_dir=str(directory / "logs"))]
-    tuner.search(x_train, y_train, validation_data=data["validation"], callbacks=callbacks, verbose=args.verbose,
-                 **search_kwargs)
+    tuner.search(callbacks=callbacks, verbose=args.verbose, **search_kwargs)
 
     best_hp = tuner.get_best_hyperparameters(1)[0]
     best_trial = tuner.oracle.get_best_trials(1)[0]

@@ -1,15 +1,14 @@
 """Deterministic data generators (numpy) and their loaders.
 
-`DATASETS` maps a dataset name to its module, which has `generate(num_examples,
-seed, split, ...)` returning `(inputs dict, answers)` and `VERSION`.
+`DATASETS` maps a dataset name to its module, which has `VERSION` and either
+`generate_examples(size, seed, split, ...)` returning an `Examples`, or
+`generate(size, seed, split, ...)` returning `(inputs dict, answers)`.
 """
 
 from relzoo.datasets import nearest_object, sort_of_clevr
+from relzoo.datasets.examples import Examples
 
-# Datasets whose `generate` feeds the trainer and `relzoo evaluate` directly. sort_of_clevr
-# has its scene generator (`generate_scenes`); its training/evaluation adapter comes with
-# the rn_sort_of_clevr models.
-DATASETS = {"nearest_object": nearest_object}
+DATASETS = {"nearest_object": nearest_object, "sort_of_clevr": sort_of_clevr}
 
 
 def get_dataset(name):
@@ -19,4 +18,4 @@ def get_dataset(name):
         raise ValueError(f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.") from None
 
 
-__all__ = ["DATASETS", "get_dataset", "nearest_object", "sort_of_clevr"]
+__all__ = ["DATASETS", "Examples", "get_dataset", "nearest_object", "sort_of_clevr"]

@@ -242,3 +242,36 @@ def describe_answer(answer, question):
     q = np.asarray(question)
     binary_count = int(np.argmax(q[12:15])) == 1
     return str(answer - 3 if binary_count else answer - 4)
+
+
+REPRESENTATIONS = ("pixels", "state")
+
+
+def examples_from_scenes(scenes, representation="pixels"):
+    """The questions of generated scenes as `Examples` (one per question; scenes stored once).
+
+    `pixels`: inputs `image` (75, 75, 3) float32 in [0, 1] and `question` (18,);
+    `state`: inputs `objects` (6, 10) (colour, shape one-hots, x / 75, y / 75) and `question`.
+    Groups for per-type accuracy: `type` (3 types) and `kind` (9 subtypes).
+    """
+    from relzoo.datasets.examples import Examples
+
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"sort_of_clevr: representation must be one of {REPRESENTATIONS}, got {representation!r}.")
+    n, q = scenes["answer"].shape
+    kinds = scenes["kind"].reshape(-1)
+    kind_names = tuple(f"{TYPE_NAMES[t]}/{s}" for t in range(3) for s in SUBTYPE_NAMES[t])
+    key = "image" if representation == "pixels" else "objects"
+    return Examples(
+        inputs={"question": scenes["question"].reshape(n * q, QUESTION_DIM)},
+        answers=scenes["answer"].reshape(-1),
+        scenes={key: scenes[key]},
+        scene_index=np.repeat(np.arange(n), q),
+        scale={"image": 1.0 / 255.0} if representation == "pixels" else {},
+        groups={"type": (kinds // 3, TYPE_NAMES), "kind": (kinds, kind_names)},
+    )
+
+
+def generate_examples(num_images=None, seed=0, split="train", representation="pixels"):
+    """A split as `Examples` (`num_images` scenes, 30 questions each); see `examples_from_scenes`."""
+    return examples_from_scenes(generate_scenes(num_images, seed, split), representation)

@@ -11,7 +11,8 @@ def _readout(x, f_units, dropout, num_answers):
         x = keras.layers.Dense(units, activation="relu", name=f"f_{k}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="f_dropout")(x)
-    return keras.layers.Dense(num_answers, name="answer_logits")(x)
+    # float32 logits also under a mixed precision policy (a stable softmax / loss)
+    return keras.layers.Dense(num_answers, dtype="float32", name="answer_logits")(x)
 
 
 def build_rn_state(

@@ -1,0 +1,159 @@
+"""`Examples`: a split of a data set, as the trainer and the evaluation consume it.
+
+Many relational data sets ask many questions about one scene (Sort-of-CLEVR: 30 per
+image; CLEVR: about 10). Copying the scene into every example would multiply the
+memory by that factor (Sort-of-CLEVR's training images, one per question as float32,
+would take 20 GB). `Examples` keeps scene arrays once (`scenes`, e.g. uint8 images) and
+per-example arrays (`inputs`, with `scene_index`), and gathers, casts and scales
+scene arrays batch by batch: in `tf.data` for TensorFlow training, in numpy for JAX,
+evaluation and export.
+
+`groups` labels each example for per-group accuracy (e.g. question type):
+`{"type": (labels (N,), ("non-relational", ...))}`.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Examples:
+    """One split. Model inputs per batch are `inputs` plus `scenes` gathered by `scene_index`.
+
+    Attributes:
+        inputs: name -> per-example array `(N, ...)` (model inputs).
+        answers: `(N,)` int32 class ids.
+        scenes: name -> per-scene array `(S, ...)`; gathered per example by `scene_index`.
+        scene_index: `(N,)` int, the scene of each example (required with `scenes`).
+        scale: name -> factor: a scene or input array of that name is cast to float32
+            and multiplied by it (uint8 pixels -> [0, 1] with `1 / 255`).
+        groups: group name -> `(labels (N,) int, label names)`, for per-group accuracy.
+    """
+
+    inputs: dict
+    answers: np.ndarray
+    scenes: dict = dataclasses.field(default_factory=dict)
+    scene_index: np.ndarray | None = None
+    scale: dict = dataclasses.field(default_factory=dict)
+    groups: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.answers = np.asarray(self.answers, np.int32)
+        n = len(self.answers)
+        for name, array in self.inputs.items():
+            if len(array) != n:
+                raise ValueError(f"Examples: input {name!r} has {len(array)} rows, the answers {n}.")
+        if self.scenes:
+            if self.scene_index is None or len(self.scene_index) != n:
+                raise ValueError("Examples: scenes need a scene_index with one entry per answer.")
+            self.scene_index = np.asarray(self.scene_index, np.int32)
+            num_scenes = min(len(a) for a in self.scenes.values())
+            if n and (self.scene_index.min() < 0 or self.scene_index.max() >= num_scenes):
+                raise ValueError(f"Examples: scene_index out of range for {num_scenes} scenes.")
+        overlap = set(self.inputs) & set(self.scenes)
+        if overlap:
+            raise ValueError(f"Examples: {sorted(overlap)} are both per-example inputs and scene arrays.")
+        for name, (labels, label_names) in self.groups.items():
+            if len(labels) != n:
+                raise ValueError(f"Examples: group {name!r} has {len(labels)} labels for {n} examples.")
+
+    def __len__(self):
+        return len(self.answers)
+
+    @property
+    def input_names(self):
+        return sorted(set(self.inputs) | set(self.scenes))
+
+    def _finish(self, name, array):
+        if name in self.scale:
+            return array.astype(np.float32) * np.float32(self.scale[name])
+        return array
+
+    def batch(self, index):
+        """Model inputs for the examples `index` (a slice or an integer array), as numpy."""
+        out = {k: self._finish(k, v[index]) for k, v in self.inputs.items()}
+        if self.scenes:
+            scene = self.scene_index[index]
+            out.update({k: self._finish(k, v[scene]) for k, v in self.scenes.items()})
+        return out
+
+    def numpy_batches(self, batch_size):
+        """Yields `(inputs, answers)` in order, `batch_size` at a time (the last may be smaller)."""
+        for start in range(0, len(self), batch_size):
+            sl = slice(start, start + batch_size)
+            yield self.batch(sl), self.answers[sl]
+
+    def subset(self, index):
+        """The examples `index` (an integer array or slice), sharing the scene arrays."""
+        return Examples(
+            inputs={k: v[index] for k, v in self.inputs.items()},
+            answers=self.answers[index],
+            scenes=self.scenes,
+            scene_index=None if self.scene_index is None else self.scene_index[index],
+            scale=self.scale,
+            groups={k: (np.asarray(labels)[index], names) for k, (labels, names) in self.groups.items()},
+        )
+
+    def tf_dataset(self, batch_size, seed=0, shuffle=False, drop_remainder=False):
+        """A `tf.data.Dataset` of `(inputs, answers)` batches; scene arrays are gathered per batch."""
+        import tensorflow as tf
+
+        per_example = dict(self.inputs)
+        if self.scenes:
+            per_example["__scene_index"] = self.scene_index
+        ds = tf.data.Dataset.from_tensor_slices((per_example, self.answers))
+        if shuffle:
+            ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        scenes = {k: tf.constant(v) for k, v in self.scenes.items()}
+        scale = dict(self.scale)
+
+        def finish(x, y):
+            x = dict(x)
+            index = x.pop("__scene_index", None)
+            for k, v in scenes.items():
+                x[k] = tf.gather(v, index)
+            for k, factor in scale.items():
+                if k in x:
+                    x[k] = tf.cast(x[k], tf.float32) * factor
+            return x, y
+
+        return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def py_dataset(self, batch_size, seed=0, shuffle=False):
+        """A `keras.utils.PyDataset` of numpy batches (any backend; reshuffled each epoch)."""
+        return ExampleBatches(self, batch_size, seed=seed, shuffle=shuffle)
+
+
+def _py_dataset_class():
+    import keras
+
+    class _ExampleBatches(keras.utils.PyDataset):
+        def __init__(self, examples, batch_size, seed=0, shuffle=False):
+            super().__init__()
+            self.examples = examples
+            self.batch_size = int(batch_size)
+            self.shuffle = shuffle
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(examples))
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+        def __len__(self):
+            return -(-len(self.examples) // self.batch_size)
+
+        def __getitem__(self, i):
+            index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            return self.examples.batch(index), self.examples.answers[index]
+
+        def on_epoch_end(self):
+            if self.shuffle:
+                self.rng.shuffle(self.order)
+
+    return _ExampleBatches
+
+
+def ExampleBatches(examples, batch_size, seed=0, shuffle=False):
+    """`Examples` as a `keras.utils.PyDataset` (built lazily: importing this module needs no Keras)."""
+    return _py_dataset_class()(examples, batch_size, seed=seed, shuffle=shuffle)
