@@ -1,4 +1,4 @@
-"""The `relzoo` command: list, card, verify, evaluate, export."""
+"""The `relzoo` command: demo, list, card, verify, evaluate, export."""
 
 import argparse
 import json
@@ -103,9 +103,25 @@ def cmd_export(args):
     return 0
 
 
+def cmd_demo(args):
+    from relzoo.demo import run_demo
+
+    run_demo(args.name, seed=args.seed, scenes=args.scenes, out=args.out, weights=args.weights or "pretrained",
+             show=args.show)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="a trained model on fresh scenes: accuracy per question type and a PNG")
+    p.add_argument("name", nargs="?", default="rn_sort_of_clevr")
+    p.add_argument("--seed", type=int, help="scene seed (default: a new random one, printed)")
+    p.add_argument("--scenes", type=int, default=100, help="fresh scenes to answer (30 questions each)")
+    p.add_argument("--show", type=int, default=4, help="scenes drawn in the PNG (0: no PNG)")
+    p.add_argument("--out", help="the PNG's path (default: relzoo_demo_NAME.png)")
+    p.add_argument("--weights", help="a .keras file instead of the published artifact")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("list", help="list the zoo's models, their artifacts and headline metrics")
     p.add_argument("--all", action="store_true", help="include test fixtures")
     p.set_defaults(func=cmd_list)

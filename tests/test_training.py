@@ -269,3 +269,29 @@ def test_jax_backend_without_tensorflow(tmp_path):
     model = relzoo.load("rn_nearest_object", weights=run / "artifact" / "model.keras")
     test = [m for m in card["metrics"] if m["split"] == "test"][0]
     assert evaluate_model(model, card["dataset"], "test")["values"] == test["values"]
+
+
+@pytest.mark.slow
+def test_sort_of_clevr_pixels_in_bfloat16_give_a_float32_artifact_with_per_type_metrics(tmp_path):
+    """Scenes gathered per batch, a mixed_bfloat16 step, a float32 artifact whose card the evaluation reproduces."""
+    run = tmp_path / "run"
+    tiny = ["dataset.train_size=6", "dataset.validation_size=2", "dataset.test_size=2", "train.epochs=1",
+            "model.kwargs.conv_filters=4", "model.kwargs.g_units=[8, 8]", "model.kwargs.f_units=[8]",
+            "train.warmup_steps=2"]
+    cmd = [sys.executable, "-m", "training.train", "training/recipes/rn_sort_of_clevr.toml", *tiny,
+           "--run-dir", str(run), "--verbose", "2"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    card = artifacts.read_card(run / "artifact")
+    assert card["training"]["recipe_values"]["train"]["dtype_policy"] == "mixed_bfloat16"
+    test = [m for m in card["metrics"] if m["split"] == "test"][0]
+    assert test["num_examples"] == 60
+    for key in ("accuracy", "accuracy/non-relational", "accuracy/binary", "accuracy/ternary",
+                "accuracy/binary/closest shape"):
+        assert 0.0 <= test["values"][key] <= 1.0
+    model = relzoo.load("rn_sort_of_clevr", weights=run / "artifact" / "model.keras")
+    assert model.dtype_policy.name == "float32"
+    assert all(layer.dtype_policy.name == "float32" for layer in model.layers if hasattr(layer, "dtype_policy"))
+    from relzoo.evaluate import evaluate_model
+
+    assert evaluate_model(model, card["dataset"], "test")["values"] == test["values"]

@@ -290,7 +290,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend)
     # fit_data reshuffles itself each epoch (tf.data or the PyDataset)
     history = model.fit(fit_data, validation_data=val_data, epochs=train["epochs"], callbacks=callbacks,
-                        verbose=verbose)
+                        shuffle=False, verbose=verbose)
     if guard.bad is not None:
         raise NaNLossError(nan_message(guard.bad, backup_dir, completed_epochs(backup_dir)))
     return model, {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
