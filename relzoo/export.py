@@ -125,7 +125,14 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
 
 def describe(name, target):
     """The lines `relzoo export` prints: where it went, how to serve it, a REST body."""
-    body = json.loads((Path(target) / "assets.extra" / REST_EXAMPLE_FILE).read_text())
+    path = Path(target) / "assets.extra" / REST_EXAMPLE_FILE
+    body = json.loads(path.read_text())
+    text = json.dumps(body)
+    if len(text) > 2000:  # an image input: show each input's shape, point at the full body
+        shapes = {k: list(np.shape(v)) for k, v in body["instances"][0].items()}
+        text = (f'{{"signature_name": "{body["signature_name"]}", "instances": [{{...}}]}}  with one instance per '
+                f"example, inputs of shapes {shapes}; a complete body is in {path} "
+                f"(curl -d @{path} ...)")
     base = Path(target).parent.resolve()
     return "\n".join(
         [
@@ -133,6 +140,6 @@ def describe(name, target):
             "serve it with TensorFlow Serving, e.g.:",
             f"  docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} tensorflow/serving",
             f"REST request (POST http://localhost:8501/v1/models/{name}:predict):",
-            json.dumps(body),
+            text,
         ]
     )

@@ -58,7 +58,7 @@ import tensorflow as tf
 loaded = tf.saved_model.load(sys.argv[1])
 serve = loaded.signatures["serving_default"]
 data = np.load(sys.argv[2])
-out = serve(objects=tf.constant(data["objects"]), question=tf.constant(data["question"]))
+out = serve(**{k: tf.constant(data[k]) for k in data.files})
 np.savez(sys.argv[3], **{k: (v.numpy().astype("S") if v.dtype == tf.string else v.numpy()) for k, v in out.items()})
 body = json.load(open(sys.argv[4]))
 inst = body["instances"]
@@ -67,9 +67,8 @@ print(json.dumps({"rest_answer": [a.decode() for a in serve(**feeds)["answer"].n
 """
 
 
-def test_serves_in_a_process_without_relzoo(exported, tmp_path):
-    _, model, _, target = exported
-    inputs = dataset_split(dict(relzoo.zoo.get_entry(NAME).dataset, test_size=7), "test").batch(slice(0, 7))
+def _serve_without_relzoo(target, inputs, tmp_path):
+    """Runs the SavedModel in a fresh process where relzoo cannot be imported; returns (outputs, stdout)."""
     np.savez(tmp_path / "in.npz", **inputs)
     rest = target / "assets.extra" / rexport.REST_EXAMPLE_FILE
     out = subprocess.run(
@@ -78,7 +77,13 @@ def test_serves_in_a_process_without_relzoo(exported, tmp_path):
         capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=180, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    got = np.load(tmp_path / "out.npz")
+    return np.load(tmp_path / "out.npz"), out.stdout
+
+
+def test_serves_in_a_process_without_relzoo(exported, tmp_path):
+    _, model, _, target = exported
+    inputs = dataset_split(dict(relzoo.zoo.get_entry(NAME).dataset, test_size=7), "test").batch(slice(0, 7))
+    got, stdout = _serve_without_relzoo(target, inputs, tmp_path)
     want = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got["answer_id"], np.argmax(want, -1))
@@ -86,7 +91,7 @@ def test_serves_in_a_process_without_relzoo(exported, tmp_path):
     assert [a.decode() for a in got["answer"]] == [vocab[i] for i in np.argmax(want, -1)]
     np.testing.assert_allclose(got["answer_probabilities"].sum(-1), 1.0, rtol=1e-5)
     # the REST example body is valid for the signature
-    assert len(json.loads(out.stdout.strip().splitlines()[-1])["rest_answer"]) == 1
+    assert len(json.loads(stdout.strip().splitlines()[-1])["rest_answer"]) == 1
 
 
 def test_warmup_file_holds_prediction_logs(exported):
@@ -117,3 +122,20 @@ def test_cli_export_and_errors(exported, tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr  # nothing is silently replaced
     with pytest.raises(ValueError, match="version"):
         rexport.export(NAME, tmp_path / "x", version=-1, model=relzoo.load(NAME, weights=None))
+
+
+def test_sort_of_clevr_pixel_model_serves_without_relzoo(tmp_path):
+    """The image model's SavedModel answers real questions in a relzoo-free process, as Keras does."""
+    name = "rn_sort_of_clevr"
+    model = relzoo.load(name, weights=None)
+    target = rexport.export(name, tmp_path / "models", model=model)
+    examples = dataset_split(dict(relzoo.zoo.get_entry(name).dataset, test_size=1), "test")
+    inputs = examples.batch(np.arange(0, 30, 3))  # 10 questions of all three types about one image
+    got, stdout = _serve_without_relzoo(target, inputs, tmp_path)
+    want = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-4, atol=1e-4)
+    vocab = relzoo.zoo.get_entry(name).answer_vocab
+    assert [a.decode() for a in got["answer"]] == [vocab[i] for i in np.argmax(want, -1)]
+    body = json.loads((target / "assets.extra" / rexport.REST_EXAMPLE_FILE).read_text())
+    assert np.shape(body["instances"][0]["image"]) == (75, 75, 3)
+    assert len(json.loads(stdout.strip().splitlines()[-1])["rest_answer"]) == 1
