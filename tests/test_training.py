@@ -150,8 +150,13 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert f"Epoch {killed_at + 1}/25" in out.stdout and "Epoch 1/25" not in out.stdout
     card = artifacts.read_card(run / "artifact")
     assert card["training"]["resumed_at_epoch"] == killed_at
+    # the curves and the training time cover the whole run, both invocations
     history = json.loads((run / "history.json").read_text())
-    assert len(history["loss"]) == 25 - killed_at
+    assert len(history["loss"]) == 25
+    epochs = json.loads((run / "epochs.json").read_text())
+    assert [e["epoch"] for e in epochs] == list(range(1, 26))
+    assert [e["epoch"] for e in epochs if e["first_in_invocation"]] == [1, killed_at + 1]
+    assert card["training"]["train_time_s"] == pytest.approx(sum(e["seconds"] for e in epochs), abs=0.2)
 
 
 # ---------------------------------------------------------------------------- NaN

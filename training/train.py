@@ -235,24 +235,47 @@ def _keras_callbacks():
                 super()._save_model()
 
     class Throughput(keras.callbacks.Callback):
-        """Training samples per second, over the epochs after the first (compilation excluded)."""
+        """Per-epoch time and logs, kept in `epochs.json` across resumed invocations.
 
-        def __init__(self, samples_per_epoch):
+        Samples per second count the epochs that were not the first of an invocation
+        (the first one includes graph building and compilation).
+        """
+
+        def __init__(self, samples_per_epoch, path, done):
             super().__init__()
             self.samples_per_epoch = samples_per_epoch
-            self.times = []
+            self.path = Path(path)
+            self.epochs = read_epoch_log(self.path)[:done]  # a crash may have logged an epoch the backup lacks
+            self.first = True
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            self.times.append(time.perf_counter() - self._start)
+            self.epochs.append({"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._start, 2),
+                                "first_in_invocation": self.first,
+                                "logs": {k: float(v) for k, v in (logs or {}).items()}})
+            self.first = False
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.epochs, indent=1))
+            os.replace(tmp, self.path)
 
         def samples_per_s(self):
-            times = self.times[1:] or self.times
+            steady = [e["seconds"] for e in self.epochs if not e["first_in_invocation"]]
+            times = steady or [e["seconds"] for e in self.epochs]
             return self.samples_per_epoch * len(times) / sum(times) if times else None
 
+        def train_time_s(self):
+            return sum(e["seconds"] for e in self.epochs)
+
     return NaNGuard, GuardedBackup, Throughput
+
+
+def read_epoch_log(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
 
 
 def completed_epochs(backup_dir):
@@ -279,7 +302,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     done = completed_epochs(backup_dir)
     if done:
         print(f"train: resuming from the checkpoint in {backup_dir}: {done} of {train['epochs']} epochs done.", flush=True)
-    throughput = Throughput(len(data["train"]))
+    throughput = Throughput(len(data["train"]), run_dir / "epochs.json", done)
     callbacks = [guard, GuardedBackup(guard, backup_dir=str(backup_dir), delete_checkpoint=False), throughput]
     if backend == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch"))
@@ -293,8 +316,14 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
                         shuffle=False, verbose=verbose)
     if guard.bad is not None:
         raise NaNLossError(nan_message(guard.bad, backup_dir, completed_epochs(backup_dir)))
-    return model, {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                   "samples_per_s": throughput.samples_per_s(), "resumed_at_epoch": done}
+    # the whole run's curves, resumed invocations included
+    full = {}
+    for e in throughput.epochs:
+        for k, v in e["logs"].items():
+            full.setdefault(k, []).append(v)
+    return model, {"history": full or {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                   "samples_per_s": throughput.samples_per_s(), "resumed_at_epoch": done,
+                   "train_time_s": throughput.train_time_s()}
 
 
 def nan_message(bad, backup_dir, good_epochs):
@@ -495,6 +524,8 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
             "resumed_at_epoch": info["resumed_at_epoch"],
             "wall_time_s": round(wall_time, 1),
             "wall_time_note": "this invocation only (a resumed run counts the time since resuming)",
+            "train_time_s": None if info.get("train_time_s") is None else round(info["train_time_s"], 1),
+            "train_time_note": "all epochs of the run, over every invocation (training and per-epoch validation)",
             "samples_per_s": None if info["samples_per_s"] is None else round(info["samples_per_s"], 1),
             "hardware": artifacts.hardware_description(),
             "final": {k: (round(v[-1], 6) if v else None) for k, v in info["history"].items()},
