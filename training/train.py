@@ -165,8 +165,15 @@ def load_data(recipe):
     return {split: dataset_split(spec, split) for split in ("train", "validation", "test")}
 
 
-def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False):
-    """What `fit` consumes: a tf.data pipeline on TensorFlow, a numpy PyDataset elsewhere."""
+def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False, start_epoch=0):
+    """What `fit` consumes: a tf.data pipeline on TensorFlow, a numpy PyDataset elsewhere.
+
+    A `Stream` (fresh examples each epoch) is always a PyDataset, starting at `start_epoch`.
+    """
+    from relzoo.datasets.examples import Stream
+
+    if isinstance(examples, Stream):
+        return examples.py_dataset(batch_size, start_epoch=start_epoch)
     if backend == "tensorflow":
         return examples.tf_dataset(batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder)
     return examples.py_dataset(batch_size, seed=seed, shuffle=shuffle)
@@ -309,7 +316,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         write_hparams(run_dir / "logs", recipe, recipe["name"])
     else:  # JAX (or another backend): numpy batches, no TensorFlow
         print("train: TensorBoard logs need TensorFlow; not written on this backend.", flush=True)
-    fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend)
+    fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done)
     val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend)
     # fit_data reshuffles itself each epoch (tf.data or the PyDataset)
     history = model.fit(fit_data, validation_data=val_data, epochs=train["epochs"], callbacks=callbacks,

@@ -5,10 +5,10 @@
 `generate(size, seed, split, ...)` returning `(inputs dict, answers)`.
 """
 
-from relzoo.datasets import nearest_object, sort_of_clevr
+from relzoo.datasets import nearest_object, nth_farthest, sort_of_clevr
 from relzoo.datasets.examples import Examples
 
-DATASETS = {"nearest_object": nearest_object, "sort_of_clevr": sort_of_clevr}
+DATASETS = {"nearest_object": nearest_object, "nth_farthest": nth_farthest, "sort_of_clevr": sort_of_clevr}
 
 
 def get_dataset(name):
@@ -18,4 +18,4 @@ def get_dataset(name):
         raise ValueError(f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.") from None
 
 
-__all__ = ["DATASETS", "Examples", "get_dataset", "nearest_object", "sort_of_clevr"]
+__all__ = ["DATASETS", "Examples", "get_dataset", "nearest_object", "nth_farthest", "sort_of_clevr"]

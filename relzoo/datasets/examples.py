@@ -157,3 +157,62 @@ def _py_dataset_class():
 def ExampleBatches(examples, batch_size, seed=0, shuffle=False):
     """`Examples` as a `keras.utils.PyDataset` (built lazily: importing this module needs no Keras)."""
     return _py_dataset_class()(examples, batch_size, seed=seed, shuffle=shuffle)
+
+
+@dataclasses.dataclass
+class Stream:
+    """A training split of fresh examples: `size` per epoch, new ones every epoch.
+
+    Batch `i` of epoch `e` is drawn with `numpy.random.default_rng([seed, 99, e, i])`, so a
+    resumed run sees exactly the batches the uninterrupted run would have seen.
+
+    Attributes:
+        sample: `sample(num_examples, rng) -> (inputs dict, answers)`.
+        size: examples per epoch.
+        seed: the stream's seed.
+    """
+
+    sample: object
+    size: int
+    seed: int = 0
+
+    def __len__(self):
+        return int(self.size)
+
+    def batch_at(self, epoch, index, batch_size):
+        rng = np.random.default_rng([int(self.seed), 99, int(epoch), int(index)])
+        count = min(batch_size, len(self) - index * batch_size)
+        inputs, answers = self.sample(count, rng)
+        return inputs, np.asarray(answers, np.int32)
+
+    def py_dataset(self, batch_size, seed=None, shuffle=True, start_epoch=0):
+        """A `keras.utils.PyDataset` over the stream, starting at epoch `start_epoch`."""
+        return _stream_dataset_class()(self, batch_size, start_epoch)
+
+    def tf_dataset(self, *args, **kwargs):
+        raise NotImplementedError(
+            "A streamed training split feeds `fit` through py_dataset(); the multi_worker custom loop "
+            "needs a fixed split (set the dataset's train split to a fixed size)."
+        )
+
+
+def _stream_dataset_class():
+    import keras
+
+    class _StreamBatches(keras.utils.PyDataset):
+        def __init__(self, stream, batch_size, start_epoch):
+            super().__init__()
+            self.stream = stream
+            self.batch_size = int(batch_size)
+            self.epoch = int(start_epoch)
+
+        def __len__(self):
+            return -(-len(self.stream) // self.batch_size)
+
+        def __getitem__(self, i):
+            return self.stream.batch_at(self.epoch, i, self.batch_size)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+
+    return _StreamBatches

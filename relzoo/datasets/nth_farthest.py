@@ -78,3 +78,21 @@ def describe(sequence):
     n = int(np.argmax(s[0, VECTOR_DIM + NUM_VECTORS:VECTOR_DIM + 2 * NUM_VECTORS]))
     m = int(np.argmax(s[0, VECTOR_DIM + 2 * NUM_VECTORS:]))
     return f"Which vector is number {n + 1} in order of distance (farthest first) from vector {m}?"
+
+
+def _sample_inputs(num_examples, rng):
+    sequences, answers, _ = sample(num_examples, rng)
+    return {"sequence": sequences}, answers
+
+
+def generate_examples(num_examples=None, seed=0, split="test"):
+    """A split for the trainer and the evaluation: the training split is a `Stream` of fresh
+    examples (`num_examples` per epoch); validation and test are fixed `Examples`."""
+    from relzoo.datasets.examples import Examples, Stream
+
+    if split == "train":
+        if not num_examples:
+            raise ValueError("nth_farthest: the training stream needs num_examples (examples per epoch).")
+        return Stream(sample=_sample_inputs, size=int(num_examples), seed=int(seed))
+    inputs, answers = generate(num_examples, seed, split)
+    return Examples(inputs=inputs, answers=answers)
