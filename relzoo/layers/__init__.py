@@ -2,5 +2,6 @@
 
 from relzoo.layers.feature_map_objects import FeatureMapObjects
 from relzoo.layers.pairwise_relation import PairwiseRelation
+from relzoo.layers.relational_memory import RelationalMemoryCell
 
-__all__ = ["FeatureMapObjects", "PairwiseRelation"]
+__all__ = ["FeatureMapObjects", "PairwiseRelation", "RelationalMemoryCell"]
