@@ -34,3 +34,20 @@ def test_rn_pixels_reads_25_objects_from_75px_images():
 def test_unknown_builder():
     with pytest.raises(ValueError, match="Unknown model builder"):
         get_builder("rn_nope")
+
+
+@pytest.mark.parametrize("builder", ["rmc_sequence", "lstm_sequence"])
+def test_sequence_builders_shape_fit_and_save(builder, tmp_path):
+    from relzoo.datasets import nth_farthest
+
+    kwargs = {"mlp_units": (16,)}
+    kwargs.update({"mem_slots": 2, "head_size": 4, "num_heads": 2} if builder == "rmc_sequence" else {"units": 16})
+    model = get_builder(builder)(**kwargs)
+    x, y = nth_farthest.generate(6, seed=0, split="test")
+    assert model.predict(x, verbose=0).shape == (6, 8)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=True)
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"][-1])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

@@ -4,12 +4,15 @@
 onto the functions.
 """
 
+from relzoo.models.rmc import build_lstm_sequence, build_rmc_sequence
 from relzoo.models.rn import build_cnn_mlp, build_rn_pixels, build_rn_state
 
 BUILDERS = {
     "rn_state": build_rn_state,
     "rn_pixels": build_rn_pixels,
     "cnn_mlp": build_cnn_mlp,
+    "rmc_sequence": build_rmc_sequence,
+    "lstm_sequence": build_lstm_sequence,
 }
 
 
@@ -21,4 +24,12 @@ def get_builder(name):
         raise ValueError(f"Unknown model builder {name!r}; known builders: {sorted(BUILDERS)}.") from None
 
 
-__all__ = ["BUILDERS", "build_cnn_mlp", "build_rn_pixels", "build_rn_state", "get_builder"]
+__all__ = [
+    "BUILDERS",
+    "build_cnn_mlp",
+    "build_lstm_sequence",
+    "build_rmc_sequence",
+    "build_rn_pixels",
+    "build_rn_state",
+    "get_builder",
+]
