@@ -1,4 +1,4 @@
-"""The `relzoo` command: demo, list, card, verify, evaluate, export."""
+"""The `relzoo` command: demo, explain, list, card, verify, evaluate, export."""
 
 import argparse
 import json
@@ -111,6 +111,13 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_explain(args):
+    from relzoo.explain import run_explain
+
+    run_explain(args.name, seed=args.seed, out=args.out, weights=args.weights or "pretrained")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +129,12 @@ def main(argv=None):
     p.add_argument("--out", help="the PNG's path (default: relzoo_demo_NAME.png)")
     p.add_argument("--weights", help="a .keras file instead of the published artifact")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("explain", help="a PNG of a recurrent relational model's attention on one fresh example")
+    p.add_argument("name", nargs="?", default="rmc_nth_farthest")
+    p.add_argument("--seed", type=int, help="example seed (default: a new random one, printed)")
+    p.add_argument("--out", help="the PNG's path (default: relzoo_explain_NAME.png)")
+    p.add_argument("--weights", help="a .keras file instead of the published artifact")
+    p.set_defaults(func=cmd_explain)
     p = sub.add_parser("list", help="list the zoo's models, their artifacts and headline metrics")
     p.add_argument("--all", action="store_true", help="include test fixtures")
     p.set_defaults(func=cmd_list)
