@@ -139,3 +139,15 @@ def test_sort_of_clevr_pixel_model_serves_without_relzoo(tmp_path):
     body = json.loads((target / "assets.extra" / rexport.REST_EXAMPLE_FILE).read_text())
     assert np.shape(body["instances"][0]["image"]) == (75, 75, 3)
     assert len(json.loads(stdout.strip().splitlines()[-1])["rest_answer"]) == 1
+
+
+def test_recurrent_rmc_model_serves_without_relzoo(tmp_path):
+    """The RelationalMemoryCell's RNN exports and answers equally in a relzoo-free process."""
+    name = "rmc_nth_farthest"
+    model = relzoo.load(name, weights=None)
+    target = rexport.export(name, tmp_path / "models", model=model)
+    inputs = dataset_split(dict(relzoo.zoo.get_entry(name).dataset, test_size=5), "test").batch(slice(0, 5))
+    got, _ = _serve_without_relzoo(target, inputs, tmp_path)
+    want = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got["answer_id"], np.argmax(want, -1))
