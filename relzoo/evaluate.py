@@ -37,7 +37,8 @@ def predict_logits(model, examples, batch_size=256):
     """The model's answer logits `(N, classes)` for `examples`, batch by batch (numpy)."""
     chunks = []
     for inputs, _ in examples.numpy_batches(batch_size):
-        out = model.predict_on_batch(inputs)
+        # predict (not predict_on_batch): correct under a distribution strategy too
+        out = model.predict(inputs, batch_size=batch_size, verbose=0)
         out = out["answer_logits"] if isinstance(out, dict) else out
         chunks.append(np.asarray(out, np.float32))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
