@@ -51,3 +51,12 @@ def test_sequence_builders_shape_fit_and_save(builder, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_norm_option():
+    plain = build_cnn_mlp(conv_filters=4, f_units=(8,), conv_norm="none")
+    assert not [layer for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    default = build_rn_pixels(conv_filters=4, g_units=(8,), f_units=(8,))
+    assert len([layer for layer in default.layers if isinstance(layer, keras.layers.BatchNormalization)]) == 4
+    with pytest.raises(ValueError, match="conv_norm must be one of"):
+        build_cnn_mlp(conv_norm="group")

@@ -48,11 +48,20 @@ def build_rn_state(
     return keras.Model(inputs, logits, name=name)
 
 
-def _conv_stack(x, conv_layers, filters, prefix="conv"):
-    """The RN paper's image encoder: conv 3x3 stride 2 (same padding), batch norm, ReLU."""
+CONV_NORMS = ("batch", "none")
+
+
+def _conv_stack(x, conv_layers, filters, prefix="conv", norm="batch"):
+    """The RN paper's image encoder: conv 3x3 stride 2 (same padding), batch norm, ReLU.
+
+    `norm="none"` leaves out the batch norm.
+    """
+    if norm not in CONV_NORMS:
+        raise ValueError(f"conv_norm must be one of {CONV_NORMS}, got {norm!r}.")
     for k in range(conv_layers):
         x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=f"{prefix}_{k}")(x)
-        x = keras.layers.BatchNormalization(name=f"{prefix}_{k}_bn")(x)
+        if norm == "batch":
+            x = keras.layers.BatchNormalization(name=f"{prefix}_{k}_bn")(x)
         x = keras.layers.ReLU(name=f"{prefix}_{k}_relu")(x)
     return x
 
@@ -68,6 +77,7 @@ def build_rn_pixels(
     dropout=0.5,
     aggregation="sum",
     chunk_size=None,
+    conv_norm="batch",
     name="rn_pixels",
 ):
     """The RN of the paper's Sort-of-CLEVR / CLEVR pixel models.
@@ -82,7 +92,7 @@ def build_rn_pixels(
 
     image = keras.Input((image_size, image_size, 3), name="image")
     question = keras.Input((question_dim,), name="question")
-    x = _conv_stack(image, conv_layers, conv_filters)
+    x = _conv_stack(image, conv_layers, conv_filters, norm=conv_norm)
     objects = FeatureMapObjects(name="objects")(x)
     relation = PairwiseRelation(g_units=g_units, aggregation=aggregation, chunk_size=chunk_size, name="relation")(
         objects, question
@@ -99,6 +109,7 @@ def build_cnn_mlp(
     conv_filters=24,
     f_units=(256, 256),
     dropout=0.5,
+    conv_norm="batch",
     name="cnn_mlp",
 ):
     """The paper's CNN+MLP baseline: the same conv stack, flattened, joined with the question, an MLP.
@@ -107,7 +118,7 @@ def build_cnn_mlp(
     """
     image = keras.Input((image_size, image_size, 3), name="image")
     question = keras.Input((question_dim,), name="question")
-    x = _conv_stack(image, conv_layers, conv_filters)
+    x = _conv_stack(image, conv_layers, conv_filters, norm=conv_norm)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Concatenate(name="join_question")([x, question])
     logits = _readout(x, f_units, dropout, num_answers)
