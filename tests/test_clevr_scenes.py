@@ -37,7 +37,8 @@ def test_placement_rules(scenes):
         for i in range(len(objs)):
             for j in range(i + 1, len(objs)):
                 pi, pj = np.array(objs[i]["3d_coords"][:2]), np.array(objs[j]["3d_coords"][:2])
-                gap = np.linalg.norm(pi - pj) - S.SIZE_RADIUS[objs[i]["size"]] - S.SIZE_RADIUS[objs[j]["size"]]
+                reach = [S.SIZE_RADIUS[o["size"]] * (np.sqrt(2) if o["shape"] == "cube" else 1.0) for o in (objs[i], objs[j])]
+                gap = np.linalg.norm(pi - pj) - reach[0] - reach[1]
                 assert gap >= S.MIN_DIST - 1e-3
                 assert abs((pi - pj) @ right) >= S.MARGIN - 1e-3 and abs((pi - pj) @ behind) >= S.MARGIN - 1e-3
 

@@ -6,7 +6,9 @@ cylinder), colour (8), material (rubber, metal), size (large: half-extent 0.7, s
 half-extent: the object rests on the plane) and `pixel_coords` (see `camera.project`).
 Placement follows CLEVR's rules so that spatial relations are unambiguous:
 
-- objects do not overlap and keep a gap: `distance - r_i - r_j >= MIN_DIST`;
+- objects do not overlap and keep a gap: `distance - r_i - r_j >= MIN_DIST`, with `r` the
+  object's reach on the plane (a cube, side 2r, reaches r * sqrt(2); CLEVR instead shrinks
+  cubes to side r * sqrt(2), a difference in looks only);
 - along each of the left/right and front/behind directions, every pair is at least
   `MARGIN` apart, so "left of" and "behind" are never a near tie;
 - each object keeps at least `MIN_VISIBLE` of its projected disc unoccluded by nearer
@@ -98,8 +100,10 @@ def sample_scene(rng, index=0, split="train", num_objects=None):
         size = rng.integers(0, len(SIZES), n)
         rotation = rng.uniform(0.0, 360.0, n)
         radii = np.array([SIZE_RADIUS[SIZES[s]] for s in size])
-        xy = _place(n, radii, rng)
-        if xy is None or _visible_fractions(xy, radii).min() < MIN_VISIBLE:
+        # a cube (side 2r, any rotation) reaches r * sqrt(2) from its centre: space it by that
+        reach = radii * np.where(shape == SHAPES.index("cube"), np.sqrt(2.0), 1.0)
+        xy = _place(n, reach, rng)
+        if xy is None or _visible_fractions(xy, reach).min() < MIN_VISIBLE:
             continue  # restart the layout, as CLEVR does
         coords = np.concatenate([xy, radii[:, None]], axis=1)  # (n, 3): objects rest on the plane
         pixels = camera.project(coords)
