@@ -156,17 +156,18 @@ _PIXEL_INPUTS = {
     "question": {"shape": [18], "dtype": "float32"},
 }
 _ANSWER10 = {"answer_logits": {"shape": [10], "dtype": "float32"}}
+_SOC_PIXELS_COMMON = dict(family="RN", paper=_RN_PAPER, dataset=_SORT_OF_CLEVR, inputs=_PIXEL_INPUTS,
+                          outputs=_ANSWER10, answer_vocab=_SORT_OF_CLEVR_ANSWERS)
 
 _ENTRIES += [
     ZooEntry(
+        **_SOC_PIXELS_COMMON,
         name="rn_sort_of_clevr",
-        family="RN",
         description=(
             "The RN paper's Sort-of-CLEVR model: a 4-layer CNN over the 75x75 image, its 5x5 feature map as 25 "
             "objects with coordinates, PairwiseRelation conditioned on the 18-float question (g 4x256), f "
             "(256, 256, dropout 0.5), 10 answers. Answers non-relational, binary and ternary questions."
         ),
-        paper=_RN_PAPER,
         builder="rn_pixels",
         kwargs={
             "image_size": 75,
@@ -179,10 +180,6 @@ _ENTRIES += [
             "dropout": 0.5,
             "name": "rn_sort_of_clevr",
         },
-        dataset=_SORT_OF_CLEVR,
-        inputs=_PIXEL_INPUTS,
-        outputs=_ANSWER10,
-        answer_vocab=_SORT_OF_CLEVR_ANSWERS,
         paper_metrics={
             "accuracy/non-relational": "> 0.94 (RN paper, Sort-of-CLEVR, its own generator)",
             "accuracy/binary": "> 0.94 (RN paper: 'relational'; the public PyTorch port reports 0.89)",
@@ -190,14 +187,13 @@ _ENTRIES += [
         recipe="training/recipes/rn_sort_of_clevr.toml",
     ),
     ZooEntry(
+        **_SOC_PIXELS_COMMON,
         name="cnn_mlp_sort_of_clevr",
-        family="RN",
         description=(
             "The RN paper's CNN+MLP baseline on Sort-of-CLEVR: the same 4-layer CNN, flattened and joined with "
             "the question, an MLP (256, 256, dropout 0.5), 10 answers; no relation module. Trained with the same "
             "budget as rn_sort_of_clevr to show what the relation module adds."
         ),
-        paper=_RN_PAPER,
         builder="cnn_mlp",
         kwargs={
             "image_size": 75,
@@ -209,10 +205,6 @@ _ENTRIES += [
             "dropout": 0.5,
             "name": "cnn_mlp_sort_of_clevr",
         },
-        dataset=_SORT_OF_CLEVR,
-        inputs=_PIXEL_INPUTS,
-        outputs=_ANSWER10,
-        answer_vocab=_SORT_OF_CLEVR_ANSWERS,
         paper_metrics={
             "accuracy/non-relational": "> 0.94 (RN paper, CNN+MLP, Sort-of-CLEVR)",
             "accuracy/binary": "0.63 (RN paper: 'relational', CNN+MLP plateau)",
@@ -262,17 +254,18 @@ _NTH_FARTHEST = {
 _SEQUENCE_INPUT = {"sequence": {"shape": [8, 40], "dtype": "float32"}}
 _ANSWER8 = {"answer_logits": {"shape": [8], "dtype": "float32"}}
 _LABELS8 = tuple(str(k) for k in range(8))
+_NTH_FARTHEST_COMMON = dict(family="RMC", paper=_RMC_PAPER, dataset=_NTH_FARTHEST, inputs=_SEQUENCE_INPUT,
+                            outputs=_ANSWER8, answer_vocab=_LABELS8)
 
 _ENTRIES += [
     ZooEntry(
+        **_NTH_FARTHEST_COMMON,
         name="rmc_nth_farthest",
-        family="RMC",
         description=(
             "The Relational Memory Core on the N-th farthest task: RNN(RelationalMemoryCell: 4 slots, 4 heads "
             "of 64, 1 block, unit gates) over the 8 steps, its last memory through an MLP (4x256) to the label "
             "of the n-th farthest vector from vector m."
         ),
-        paper=_RMC_PAPER,
         builder="rmc_sequence",
         kwargs={
             "seq_len": 8,
@@ -287,21 +280,16 @@ _ENTRIES += [
             "mlp_units": [256, 256, 256, 256],
             "name": "rmc_nth_farthest",
         },
-        dataset=_NTH_FARTHEST,
-        inputs=_SEQUENCE_INPUT,
-        outputs=_ANSWER8,
-        answer_vocab=_LABELS8,
         paper_metrics={"accuracy": "0.91 (RMC, paper; LSTM and DNC stayed under 0.30)"},
         recipe="training/recipes/rmc_nth_farthest.toml",
     ),
     ZooEntry(
+        **_NTH_FARTHEST_COMMON,
         name="lstm_nth_farthest",
-        family="RMC",
         description=(
             "The LSTM baseline of the N-th farthest task: LSTM(512) over the 8 steps, the same MLP (4x256) "
             "readout, trained with rmc_nth_farthest's budget."
         ),
-        paper=_RMC_PAPER,
         builder="lstm_sequence",
         kwargs={
             "seq_len": 8,
@@ -311,10 +299,6 @@ _ENTRIES += [
             "mlp_units": [256, 256, 256, 256],
             "name": "lstm_nth_farthest",
         },
-        dataset=_NTH_FARTHEST,
-        inputs=_SEQUENCE_INPUT,
-        outputs=_ANSWER8,
-        answer_vocab=_LABELS8,
         paper_metrics={"accuracy": "< 0.30 (LSTM, paper)"},
         recipe="training/recipes/lstm_nth_farthest.toml",
     ),
