@@ -353,8 +353,17 @@ FAMILIES = {
 FAMILY_NAMES = tuple(FAMILIES)
 
 
+_YES_NO = ("yes", "no")
+_BOOLEAN_CATEGORIES = ("exist", "compare_integer", "compare_attribute")
+
+
 class Balancer:
-    """Per-family answer counts; `accept(family, answer)` rejects over-represented answers."""
+    """Per-family answer counts; `accept(family, answer)` rejects over-represented answers.
+
+    An answer is rejected when the family has already given it more than `slack` times the
+    mean count per answer, plus 2. The mean is over yes and no for yes/no families, and over
+    the answers seen so far for the others (counts and attribute values).
+    """
 
     def __init__(self, slack=BALANCE_SLACK):
         self.slack = slack
@@ -362,8 +371,9 @@ class Balancer:
 
     def accept(self, family, answer):
         counts = self.counts[family]
+        space = _YES_NO if FAMILIES[family][0] in _BOOLEAN_CATEGORIES else counts
         if counts:
-            mean = sum(counts.values()) / len(counts)
+            mean = sum(counts.values()) / len(space)
             if counts.get(answer, 0) > self.slack * mean + 2:
                 return False
         counts[answer] = counts.get(answer, 0) + 1
