@@ -214,3 +214,12 @@ def test_to_examples_batches(scenes, generated):
         features.to_examples(scene_arrays, arrays, "voxels")
     with pytest.raises(ValueError, match="missing"):
         features.to_examples({"image": scene_arrays["image"]}, arrays, "state")
+
+
+def test_showcase_writes_the_grid_and_questions(tmp_path, capsys):
+    from relzoo.datasets.clevr import showcase
+
+    showcase.main(["--out", str(tmp_path / "grid.png"), "--scenes", "2", "--width", "48", "--height", "32"])
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == 3
