@@ -6,9 +6,11 @@
 """
 
 from relzoo.datasets import nearest_object, nth_farthest, sort_of_clevr
+from relzoo.datasets.clevr import dataset as clevr_world
 from relzoo.datasets.examples import Examples
 
-DATASETS = {"nearest_object": nearest_object, "nth_farthest": nth_farthest, "sort_of_clevr": sort_of_clevr}
+DATASETS = {"clevr_world": clevr_world, "nearest_object": nearest_object, "nth_farthest": nth_farthest,
+            "sort_of_clevr": sort_of_clevr}
 
 
 def get_dataset(name):
@@ -18,4 +20,4 @@ def get_dataset(name):
         raise ValueError(f"Unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.") from None
 
 
-__all__ = ["DATASETS", "Examples", "get_dataset", "nearest_object", "nth_farthest", "sort_of_clevr"]
+__all__ = ["DATASETS", "Examples", "clevr_world", "get_dataset", "nearest_object", "nth_farthest", "sort_of_clevr"]
