@@ -60,3 +60,47 @@ def test_conv_norm_option():
     assert len([layer for layer in default.layers if isinstance(layer, keras.layers.BatchNormalization)]) == 4
     with pytest.raises(ValueError, match="conv_norm must be one of"):
         build_cnn_mlp(conv_norm="group")
+
+
+@pytest.fixture(scope="module")
+def clevr_examples():
+    from relzoo.datasets.clevr import dataset
+
+    return {rep: dataset.generate_examples(3, seed=0, split="test", representation=rep, workers=1)
+            for rep in ("pixels", "state")}
+
+
+@pytest.mark.parametrize("builder", ["rn_clevr_pixels", "rn_clevr_state"])
+def test_clevr_builders_shape_fit_and_save(builder, clevr_examples, tmp_path):
+    from relzoo.datasets.clevr.features import Vocabulary
+
+    vocab_size = len(Vocabulary.load())
+    if builder == "rn_clevr_pixels":
+        model = get_builder(builder)(vocab_size, conv_filters=4, conv_layers=5, g_units=(8, 8), f_units=(8,),
+                                     lstm_units=8, embedding_dim=4)
+        assert tuple(model.get_layer("objects").output.shape) == (None, 16, 6)  # 4x4 cells, 4 channels + (x, y)
+        ex = clevr_examples["pixels"]
+    else:
+        model = get_builder(builder)(vocab_size, g_units=(8, 8), f_units=(8, 8), lstm_units=8, embedding_dim=4)
+        ex = clevr_examples["state"]
+    x, y = ex.batch(np.arange(len(ex.answers))), ex.answers
+    assert model.predict(x, verbose=0).shape == (len(y), 28)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"][-1])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_rn_clevr_question_padding_and_object_padding_are_ignored(clevr_examples):
+    from relzoo.datasets.clevr.features import Vocabulary
+
+    model = get_builder("rn_clevr_state")(len(Vocabulary.load()), g_units=(8,), f_units=(8,), lstm_units=8,
+                                          embedding_dim=4, dropout=0.0)
+    ex = clevr_examples["state"]
+    x = ex.batch(np.arange(4))
+    base = model.predict(x, verbose=0)
+    # garbage in padded object rows changes nothing; a longer pad of the question neither
+    noisy = dict(x, objects=np.where(x["object_mask"][..., None], x["objects"], 7.0).astype("float32"))
+    np.testing.assert_allclose(model.predict(noisy, verbose=0), base, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(model.predict(dict(x, objects=x["objects"] + 0.5), verbose=0), base)

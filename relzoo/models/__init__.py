@@ -6,11 +6,14 @@ onto the functions.
 
 from relzoo.models.rmc import build_lstm_sequence, build_rmc_sequence
 from relzoo.models.rn import build_cnn_mlp, build_rn_pixels, build_rn_state
+from relzoo.models.rn_clevr import build_rn_clevr_pixels, build_rn_clevr_state
 
 BUILDERS = {
     "rn_state": build_rn_state,
     "rn_pixels": build_rn_pixels,
     "cnn_mlp": build_cnn_mlp,
+    "rn_clevr_pixels": build_rn_clevr_pixels,
+    "rn_clevr_state": build_rn_clevr_state,
     "rmc_sequence": build_rmc_sequence,
     "lstm_sequence": build_lstm_sequence,
 }
@@ -28,6 +31,8 @@ __all__ = [
     "BUILDERS",
     "build_cnn_mlp",
     "build_lstm_sequence",
+    "build_rn_clevr_pixels",
+    "build_rn_clevr_state",
     "build_rmc_sequence",
     "build_rn_pixels",
     "build_rn_state",
