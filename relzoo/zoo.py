@@ -304,6 +304,101 @@ _ENTRIES += [
     ),
 ]
 
+# ----------------------------------------------------------------------------- RN on CLEVR
+# Vocabulary and answers of the CLEVR-format world (relzoo/datasets/clevr/vocab.json, 90 tokens;
+# CLEVR's 28 answers). Sizes are in scenes, 10 questions each.
+_CLEVR_VOCAB_SIZE = 90
+_CLEVR_ANSWERS = (("yes", "no") + tuple(str(k) for k in range(11))
+                  + ("gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow")
+                  + ("cube", "sphere", "cylinder") + ("rubber", "metal") + ("large", "small"))
+_CLEVR_WORLD = {
+    "name": "clevr_world",
+    "version": "1.0.0",
+    "seed": 0,
+    "train_size": 7000,
+    "validation_size": 1500,
+    "test_size": 1500,
+}
+_QUESTION_TOKENS = {"question": {"shape": [50], "dtype": "int32"}}
+_ANSWER28 = {"answer_logits": {"shape": [28], "dtype": "float32"}}
+_CLEVR_PAPER_METRICS = {
+    "pixels": {
+        "accuracy": "0.955 (RN paper, real CLEVR pixels)",
+        "accuracy/count": "0.901",
+        "accuracy/exist": "0.978",
+        "accuracy/compare_integer": "0.936",
+        "accuracy/query_attribute": "0.979",
+        "accuracy/compare_attribute": "0.971",
+    },
+    "state": {"accuracy": "0.964 (RN paper, real CLEVR state descriptions)"},
+}
+
+_ENTRIES += [
+    ZooEntry(
+        name="rn_clevr",
+        family="RN",
+        description=(
+            "The RN paper's CLEVR model: a 4-layer CNN (24 kernels, 3x3, stride 2, batch norm) over the "
+            "128x128 image, its 8x8 feature map as 64 objects with coordinates, PairwiseRelation conditioned on "
+            "an LSTM (128) over the question's word embeddings (32), g 4x256, f (256, 256, dropout 0.5), "
+            "CLEVR's 28 answers."
+        ),
+        paper=_RN_PAPER,
+        builder="rn_clevr_pixels",
+        kwargs={
+            "vocab_size": _CLEVR_VOCAB_SIZE,
+            "image_size": 128,
+            "question_length": 50,
+            "num_answers": 28,
+            "embedding_dim": 32,
+            "lstm_units": 128,
+            "conv_layers": 4,
+            "conv_filters": 24,
+            "g_units": [256, 256, 256, 256],
+            "f_units": [256, 256],
+            "dropout": 0.5,
+            "name": "rn_clevr",
+        },
+        dataset=dict(_CLEVR_WORLD, options={"representation": "pixels"}),
+        inputs={"image": {"shape": [128, 128, 3], "dtype": "float32"}, **_QUESTION_TOKENS},
+        outputs=_ANSWER28,
+        answer_vocab=_CLEVR_ANSWERS,
+        paper_metrics=_CLEVR_PAPER_METRICS["pixels"],
+        recipe="training/recipes/rn_clevr.toml",
+    ),
+    ZooEntry(
+        name="rn_clevr_state",
+        family="RN",
+        description=(
+            "The RN paper's CLEVR state-description model: up to 10 objects (3D coordinates and colour, shape, "
+            "material, size one-hots) with a padding mask, PairwiseRelation conditioned on an LSTM (256) over "
+            "the question, g 4x512, f (512, 1024, dropout 0.5), CLEVR's 28 answers."
+        ),
+        paper=_RN_PAPER,
+        builder="rn_clevr_state",
+        kwargs={
+            "vocab_size": _CLEVR_VOCAB_SIZE,
+            "num_objects": 10,
+            "object_dim": 18,
+            "question_length": 50,
+            "num_answers": 28,
+            "embedding_dim": 32,
+            "lstm_units": 256,
+            "g_units": [512, 512, 512, 512],
+            "f_units": [512, 1024],
+            "dropout": 0.5,
+            "name": "rn_clevr_state",
+        },
+        dataset=dict(_CLEVR_WORLD, options={"representation": "state"}),
+        inputs={"objects": {"shape": [10, 18], "dtype": "float32"},
+                "object_mask": {"shape": [10], "dtype": "bool"}, **_QUESTION_TOKENS},
+        outputs=_ANSWER28,
+        answer_vocab=_CLEVR_ANSWERS,
+        paper_metrics=_CLEVR_PAPER_METRICS["state"],
+        recipe="training/recipes/rn_clevr_state.toml",
+    ),
+]
+
 REGISTRY = {e.name: e for e in _ENTRIES}
 
 

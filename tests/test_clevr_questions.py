@@ -223,3 +223,13 @@ def test_showcase_writes_the_grid_and_questions(tmp_path, capsys):
     assert (tmp_path / "grid.png").stat().st_size > 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "`" in line]
     assert len(rows) == 3
+
+
+def test_zoo_clevr_entries_match_the_vocabulary_and_answers():
+    from relzoo import zoo
+
+    for name in ("rn_clevr", "rn_clevr_state"):
+        entry = zoo.REGISTRY[name]
+        assert entry.kwargs["vocab_size"] == len(features.Vocabulary.load())
+        assert entry.answer_vocab == executor.ANSWERS
+        assert entry.inputs["question"]["shape"] == [features.MAX_QUESTION_LENGTH]
