@@ -10,7 +10,8 @@ import pytest
 from relzoo.datasets.clevr import executor as E
 from relzoo.datasets.clevr.executor import ProgramError, SceneError, execute
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "formats" / "clevr_v1_example.json"
+# a real CLEVR v1.0 excerpt (three questions and their scenes) in CLEVR's file formats
+EXAMPLE = Path(__file__).resolve().parent / "data" / "clevr_v1_example.json"
 
 # CLEVR's direction vectors (as in CLEVR's scene files and the example file)
 DIRECTIONS = {"right": [0.656, 0.754, -0.0], "left": [-0.656, -0.754, 0.0], "front": [0.754, -0.656, -0.0],
@@ -303,8 +304,6 @@ def test_a_long_question():
 
 
 def test_example_file_questions():
-    if not EXAMPLE.exists():
-        pytest.skip(f"CLEVR format example not found at {EXAMPLE} (expected beside the repository, in shared/)")
     data = json.loads(EXAMPLE.read_text())
     scenes = {s["image_index"]: s for s in data["scenes"]}
     assert len(data["questions"]) == 3
