@@ -66,6 +66,13 @@ def test_every_zoo_recipe_matches_its_entry():
         assert r["name"] == name
         assert r["model"]["builder"] == entry.builder and r["model"]["kwargs"] == entry.kwargs
         assert r["dataset"] == entry.dataset
+    # other recipes that publish a zoo model (e.g. GPU variants) must match its entry too
+    for path in sorted((ROOT / "training" / "recipes").glob("*.toml")):
+        r = recipes.load(path)
+        if r["name"] in relzoo.list_models(include_test=True):
+            entry = relzoo.zoo.get_entry(r["name"])
+            assert r["model"]["builder"] == entry.builder and r["model"]["kwargs"] == entry.kwargs, path.name
+            assert r["dataset"] == entry.dataset, path.name
 
 
 def test_bad_recipe_is_a_clear_error(tmp_path):
