@@ -15,7 +15,6 @@ validation (CLEVR's val), test (no answers, programs or scenes). Keys:
 `f"{clevr_split}_{question_index}"`. Each image is stored once per question (about 10 each).
 """
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from relzoo.datasets.clevr import features as F
@@ -38,20 +37,7 @@ class ClevrV1(tfds.core.GeneratorBasedBuilder):
     def _info(self):
         return self.dataset_info_from_configs(
             description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Image(shape=(F.IMAGE_SIZE, F.IMAGE_SIZE, 3)),
-                    "objects": tfds.features.Tensor(shape=(F.MAX_OBJECTS, F.STATE_DIM), dtype=np.float32),
-                    "object_mask": tfds.features.Tensor(shape=(F.MAX_OBJECTS,), dtype=np.bool_),
-                    "question": tfds.features.Text(),
-                    "question_tokens": tfds.features.Tensor(shape=(F.MAX_QUESTION_LENGTH,), dtype=np.int32),
-                    "program": tfds.features.Text(),
-                    "answer": tfds.features.Tensor(shape=(), dtype=np.int32),
-                    "family": tfds.features.Text(),
-                    "category": tfds.features.Text(),
-                    "image_index": tfds.features.Tensor(shape=(), dtype=np.int32),
-                }
-            ),
+            features=F.tfds_features(),
             homepage=HOMEPAGE,
             citation="Johnson et al. 2017, CLEVR: A Diagnostic Dataset for Compositional Language and "
                      "Elementary Visual Reasoning.",

@@ -229,6 +229,25 @@ def question_features(question, vocabulary, length=MAX_QUESTION_LENGTH):
     }
 
 
+def tfds_features():
+    """The `tfds.features.FeaturesDict` of one example (one question), shared by the TFDS
+    builders `clevr_world` (generated) and `clevr_v1` (real CLEVR), plus `image_index`."""
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3)),
+        "objects": tfds.features.Tensor(shape=(MAX_OBJECTS, STATE_DIM), dtype=np.float32),
+        "object_mask": tfds.features.Tensor(shape=(MAX_OBJECTS,), dtype=np.bool_),
+        "question": tfds.features.Text(),
+        "question_tokens": tfds.features.Tensor(shape=(MAX_QUESTION_LENGTH,), dtype=np.int32),
+        "program": tfds.features.Text(),
+        "answer": tfds.features.Tensor(shape=(), dtype=np.int32),
+        "family": tfds.features.Text(),
+        "category": tfds.features.Text(),
+        "image_index": tfds.features.Tensor(shape=(), dtype=np.int32),
+    })
+
+
 REPRESENTATIONS = ("pixels", "state")
 
 
@@ -288,6 +307,7 @@ __all__ = [
     "question_features",
     "resize_image",
     "scene_state",
+    "tfds_features",
     "to_examples",
     "tokenize",
 ]
