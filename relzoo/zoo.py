@@ -17,6 +17,7 @@ from pathlib import Path
 
 from relzoo import artifacts
 from relzoo.artifacts import ArtifactError, ArtifactNotFoundError
+from relzoo.datasets.clevr.executor import ANSWERS as CLEVR_ANSWERS
 
 SAVED_MODELS = Path(__file__).resolve().parent.parent / "saved_models"
 HOME_ENV = "RELZOO_HOME"
@@ -308,9 +309,6 @@ _ENTRIES += [
 # Vocabulary and answers of the CLEVR-format world (relzoo/datasets/clevr/vocab.json, 90 tokens;
 # CLEVR's 28 answers). Sizes are in scenes, 10 questions each.
 _CLEVR_VOCAB_SIZE = 90
-_CLEVR_ANSWERS = (("yes", "no") + tuple(str(k) for k in range(11))
-                  + ("gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow")
-                  + ("cube", "sphere", "cylinder") + ("rubber", "metal") + ("large", "small"))
 _CLEVR_WORLD = {
     "name": "clevr_world",
     "version": "1.0.0",
@@ -362,7 +360,7 @@ _ENTRIES += [
         dataset=dict(_CLEVR_WORLD, options={"representation": "pixels"}),
         inputs={"image": {"shape": [128, 128, 3], "dtype": "float32"}, **_QUESTION_TOKENS},
         outputs=_ANSWER28,
-        answer_vocab=_CLEVR_ANSWERS,
+        answer_vocab=CLEVR_ANSWERS,
         paper_metrics=_CLEVR_PAPER_METRICS["pixels"],
         recipe="training/recipes/rn_clevr.toml",
     ),
@@ -393,7 +391,7 @@ _ENTRIES += [
         inputs={"objects": {"shape": [10, 18], "dtype": "float32"},
                 "object_mask": {"shape": [10], "dtype": "bool"}, **_QUESTION_TOKENS},
         outputs=_ANSWER28,
-        answer_vocab=_CLEVR_ANSWERS,
+        answer_vocab=CLEVR_ANSWERS,
         paper_metrics=_CLEVR_PAPER_METRICS["state"],
         recipe="training/recipes/rn_clevr_state.toml",
     ),

@@ -25,10 +25,10 @@ import re
 import numpy as np
 
 from relzoo.datasets.clevr import executor
-from relzoo.datasets.clevr.scenes import COLORS, MATERIALS, RELATIONS, SHAPES, SIZES
+from relzoo.datasets.clevr.scenes import COLORS, RELATIONS
 
 ATTRIBUTES = ("size", "color", "material", "shape")
-VALUES = {"size": SIZES, "color": COLORS, "material": MATERIALS, "shape": SHAPES}
+VALUES = executor.ATTRIBUTE_VALUES
 CATEGORIES = ("exist", "count", "compare_integer", "query_attribute", "compare_attribute")
 BALANCE_SLACK = 1.1
 FAMILY_ATTEMPTS = 40
@@ -47,7 +47,6 @@ _RELATION_WORDS = {
     "front": ("in front of",),
     "behind": ("behind",),
 }
-_ATTRIBUTE_NOUN = {"size": "size", "color": "color", "material": "material", "shape": "shape"}
 
 
 class _Builder:
@@ -272,7 +271,7 @@ def _query(scene, rng, hops):
     elif attr == "material":
         q = f"What is {text} made of?" if rng.random() < 0.5 else f"What material is {text}?"
     else:
-        q = f"What {_ATTRIBUTE_NOUN[attr]} is {text}?"
+        q = f"What {attr} is {text}?"
     return b.steps, _clean(q)
 
 
@@ -303,7 +302,7 @@ def _same(scene, rng, category):
         return None
     step, obj, text, desc = ref
     same = b.add(f"same_{attr}", [step])
-    noun = {"size": "size", "color": "color", "material": "material", "shape": "shape"}[attr]
+    noun = attr
     if category == "count":
         d = _set_desc(rng, 0, 1)
         d.pop(attr, None)
@@ -324,7 +323,7 @@ def _same(scene, rng, category):
     if _matching(scene, d, others) != [target]:
         return None
     b.add(f"query_{qattr}", [b.add("unique", [b.filters(same, d)])])
-    return b.steps, _clean(f"What {_ATTRIBUTE_NOUN[qattr]} is the other {w.noun_phrase(d)} that has the same {noun} "
+    return b.steps, _clean(f"What {qattr} is the other {w.noun_phrase(d)} that has the same {noun} "
                            f"as {text}?")
 
 
