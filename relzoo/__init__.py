@@ -3,6 +3,7 @@
     import relzoo
     relzoo.list_models()
     model = relzoo.load("rn_tiny_test", weights=None)
+    relzoo.ask("rn_clevr", "How many cubes are there?", image=image)   # English in, answer out
 
 Layers live in `relzoo.layers`, builders in `relzoo.models`, the registry in
 `relzoo.zoo`. Keras (and its backend) is imported on first use of a layer or
@@ -14,6 +15,7 @@ import importlib
 __version__ = "0.1.0"
 
 from relzoo.artifacts import ArtifactError, ArtifactIntegrityError, ArtifactNotFoundError  # noqa: E402
+from relzoo.text import ask, decode_answers, encode_questions  # noqa: E402
 from relzoo.zoo import UnknownModelError, ZooEntry, build, list_models, load, model_card, register  # noqa: E402
 
 _LAZY_SUBMODULES = ("layers", "models", "testing")
@@ -31,7 +33,10 @@ __all__ = [
     "ArtifactNotFoundError",
     "UnknownModelError",
     "ZooEntry",
+    "ask",
     "build",
+    "decode_answers",
+    "encode_questions",
     "layers",
     "list_models",
     "load",

@@ -1,8 +1,9 @@
 """Artifacts on disk: the `.keras` file, its `card.json`, and their integrity checks.
 
 An artifact folder `<name>/` holds the weights file (`model.keras`) and
-`card.json`. The card records the sha256 and size of the weights file; every
-load checks both before Keras reads a byte of the model.
+`card.json`, and for models that read questions as token ids their vocabulary
+(`vocab.json`). The card records the sha256 and size of each file; every load
+checks them before Keras reads a byte of the model.
 """
 
 import datetime
@@ -11,11 +12,13 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.keras"
 CARD_SCHEMA_VERSION = 1
+EXTRA_FILE_KEYS = ("vocabulary",)  # files beside the weights that a card may record
 
 # Keys every published card must have (see the registry issue and DESIGN.md).
 REQUIRED_CARD_KEYS = (
@@ -112,25 +115,26 @@ def read_card(directory):
     return card
 
 
-def verify_weights(path, sha256, size_bytes=None):
-    """Checks the file's size and sha256 against the card; raises naming the file otherwise."""
+def verify_weights(path, sha256, size_bytes=None, kind="weights file"):
+    """Checks the file's size and sha256 against the card; raises naming the file otherwise.
+    `kind` names the file in the messages ("weights file", "vocabulary file")."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactNotFoundError(
-            f"The weights file {path} is missing (its card expects sha256 {sha256}, {size_bytes} bytes)."
+            f"The {kind} {path} is missing (its card expects sha256 {sha256}, {size_bytes} bytes)."
         )
     size = path.stat().st_size
     if size_bytes is not None and size != size_bytes:
-        kind = "truncated" if size < size_bytes else "larger than recorded"
+        how = "truncated" if size < size_bytes else "larger than recorded"
         raise ArtifactIntegrityError(
-            f"The weights file {path} is {size} bytes, its card expects {size_bytes} bytes ({kind}); "
+            f"The {kind} {path} is {size} bytes, its card expects {size_bytes} bytes ({how}); "
             f"expected sha256 {sha256}. Restore the file (e.g. `git checkout -- {path.name}` in its folder) "
             "or retrain it; it was not loaded."
         )
     got = sha256_file(path)
     if got != sha256:
         raise ArtifactIntegrityError(
-            f"The weights file {path} has sha256 {got}, but its card expects {sha256}: "
+            f"The {kind} {path} has sha256 {got}, but its card expects {sha256}: "
             "the file was altered or replaced. Restore the file or retrain it; it was not loaded."
         )
     return got
@@ -175,17 +179,49 @@ def save_model_file(model, path):
     return path
 
 
-def write_artifact(model, directory, card, weights_file=WEIGHTS_FILE):
+def copy_file_record(source, directory, name=None):
+    """Copies `source` into `directory` (atomically) and returns its card record
+    `{"file", "sha256", "size_bytes"}`."""
+    source = Path(source)
+    if not source.is_file():
+        raise ArtifactNotFoundError(f"Cannot add {source} to the artifact: no such file.")
+    target = Path(directory) / (name or source.name)
+    tmp = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return {"file": target.name, "sha256": sha256_file(target), "size_bytes": target.stat().st_size}
+
+
+def verify_artifact(directory, card=None):
+    """Checks the weights file and every extra file a card records (`vocabulary`, ...); returns the card."""
+    directory = Path(directory)
+    card = read_card(directory) if card is None else card
+    verify_weights(directory / card["weights_file"], card["sha256"], card.get("size_bytes"))
+    for key in EXTRA_FILE_KEYS:
+        record = card.get(key)
+        if record is not None:
+            verify_weights(directory / record["file"], record["sha256"], record.get("size_bytes"), f"{key} file")
+    return card
+
+
+def write_artifact(model, directory, card, weights_file=WEIGHTS_FILE, extra_files=None):
     """Saves `model` and its card into `directory`; returns the completed card.
 
     `card` holds the descriptive fields (name, description, paper, dataset,
     metrics, training, ...); this adds what is measured from the files: params,
     weights_file, sha256, size_bytes, versions and the creation time.
+    `extra_files` maps a card key of `EXTRA_FILE_KEYS` (e.g. "vocabulary") to a file
+    copied beside the weights; the card records its name, sha256 and size.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    unknown = sorted(set(extra_files or {}) - set(EXTRA_FILE_KEYS))
+    if unknown:
+        raise ValueError(f"write_artifact: extra_files keys must be among {EXTRA_FILE_KEYS}, got {unknown}.")
     path = save_model_file(model, directory / weights_file)
     full = dict(card)
+    for key, source in (extra_files or {}).items():
+        full[key] = copy_file_record(source, directory)
     full.update(
         {
             "card_schema": CARD_SCHEMA_VERSION,

@@ -23,8 +23,7 @@ def _status(name):
     if d is None:
         return "not trained", None
     try:
-        card = artifacts.read_card(d)
-        artifacts.verify_weights(d / card["weights_file"], card["sha256"], card.get("size_bytes"))
+        card = artifacts.verify_artifact(d)
     except artifacts.ArtifactError as err:
         return f"BROKEN: {err}", None
     return "ok", card
@@ -72,15 +71,24 @@ def cmd_evaluate(args):
     from relzoo import artifacts, zoo
     from relzoo.evaluate import evaluate
 
-    record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size)
-    print(json.dumps(record, indent=2, sort_keys=True))
+    from relzoo.evaluate import format_record
+
+    record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
+                      data=args.data, limit=args.limit)
+    print(format_record(args.name, record), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=True))
     if not args.check:
         return 0
+    if args.data is not None:
+        print("relzoo: --check compares with the card, which holds the generated splits' numbers; not with --data.",
+              file=sys.stderr)
+        return 1
     d = zoo.artifact_dir(args.name)
     card = artifacts.read_card(d)
-    recorded = [r for r in card["metrics"] if r.get("split") == args.split]
+    recorded = [r for r in card["metrics"] if r.get("split") == record["split"]]
     if not recorded:
-        print(f"relzoo: the card of {args.name} records no {args.split} metrics to check against.", file=sys.stderr)
+        print(f"relzoo: the card of {args.name} records no {record['split']} metrics to check against.", file=sys.stderr)
         return 1
     mismatches = {
         k: (v, record["values"].get(k))
@@ -90,7 +98,7 @@ def cmd_evaluate(args):
     if mismatches:
         print(f"relzoo: measured values differ from the card (card, measured): {mismatches}", file=sys.stderr)
         return 1
-    print(f"relzoo: matches the card's {args.split} metrics (tolerance {args.tolerance}).")
+    print(f"relzoo: matches the card's {record['split']} metrics (tolerance {args.tolerance}).")
     return 0
 
 
@@ -121,10 +129,12 @@ def cmd_explain(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="a trained model on fresh scenes: accuracy per question type and a PNG")
+    p = sub.add_parser("demo", help="a trained model on fresh scenes (rn_sort_of_clevr by default, or rn_clevr, "
+                                    "...): accuracy per question type and a PNG")
     p.add_argument("name", nargs="?", default="rn_sort_of_clevr")
     p.add_argument("--seed", type=int, help="scene seed (default: a new random one, printed)")
-    p.add_argument("--scenes", type=int, default=100, help="fresh scenes to answer (30 questions each)")
+    p.add_argument("--scenes", type=int, default=100,
+                   help="fresh scenes to answer (30 questions each in Sort-of-CLEVR, 10 in the CLEVR world)")
     p.add_argument("--show", type=int, default=4, help="scenes drawn in the PNG (0: no PNG)")
     p.add_argument("--out", help="the PNG's path (default: relzoo_demo_NAME.png)")
     p.add_argument("--weights", help="a .keras file instead of the published artifact")
@@ -144,9 +154,15 @@ def main(argv=None):
     p = sub.add_parser("verify", help="check artifacts' sha256 against their cards (all by default)")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("evaluate", help="measure a model on its dataset's held-out split (the cards' numbers)")
+    p = sub.add_parser("evaluate", help="accuracy per question category and overall: on the model's held-out split "
+                                        "(the cards' numbers), or on a real data set folder (--data)")
     p.add_argument("name")
-    p.add_argument("--split", default="test", choices=("test", "validation", "train"))
+    p.add_argument("--split", choices=("test", "validation", "train", "val"),
+                   help="default: test (the generated data set); validation with --data")
+    p.add_argument("--data", help="a local copy of the real data set instead (CLEVR_v1.0 or its parent folder, "
+                                  "for the CLEVR models), e.g. --data ~/data/CLEVR_v1.0")
+    p.add_argument("--limit", type=int, help="with --data: only the first N questions")
+    p.add_argument("--json", action="store_true", help="print the metrics record as JSON (the table goes to stderr)")
     p.add_argument("--weights", help="a .keras file instead of the published artifact")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--check", action="store_true", help="fail unless the result matches the card")
@@ -164,7 +180,7 @@ def main(argv=None):
 
     try:
         return args.func(args)
-    except (UnknownModelError, ArtifactError, FileExistsError, ValueError) as err:
+    except (UnknownModelError, ArtifactError, FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"relzoo: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,8 +1,12 @@
 """Evaluation: the code that measures every metric in a card.
 
 `relzoo evaluate NAME [--split test]` and the trainer's final evaluation both
-call `evaluate_model`, so the command a card records reproduces its numbers.
+call `evaluate_examples` on the same split, so the command a card records
+reproduces its numbers. `relzoo evaluate NAME --data PATH` measures a model on a
+local copy of the real data set (CLEVR v1.0 for the CLEVR models), per category.
 """
+
+import shlex
 
 import numpy as np
 
@@ -62,7 +66,11 @@ def evaluate_model(model, spec, split="test", batch_size=256):
 
     Returns `{"values": {"accuracy": ..., "accuracy/<group>": ...}, "num_examples", "split"}`.
     """
-    examples = dataset_split(spec, split)
+    return evaluate_examples(model, dataset_split(spec, split), split, batch_size)
+
+
+def evaluate_examples(model, examples, split, batch_size=256):
+    """`{"values", "num_examples", "split"}` of `model` on `examples` (any `Examples`)."""
     logits = predict_logits(model, examples, batch_size)
     if not np.isfinite(logits).all():
         raise FloatingPointError(f"The model produced non-finite logits on the {split} split.")
@@ -70,15 +78,59 @@ def evaluate_model(model, spec, split="test", batch_size=256):
     return {"values": values, "num_examples": int(len(examples)), "split": split}
 
 
-def evaluate(name, split="test", weights="pretrained", batch_size=256):
-    """Evaluates a zoo model on its dataset's split; returns a card metrics record."""
+def folder_examples(entry, data, split="validation", limit=None):
+    """`Examples` of a local copy of the data set a zoo entry is meant for (real CLEVR v1.0 for
+    models trained on the CLEVR-format world), in the entry's representation."""
+    from relzoo.datasets.clevr.reader import ClevrFolder
+
+    if entry.dataset.get("name") not in FOLDER_DATASETS:
+        raise ValueError(f"--data reads {sorted(FOLDER_DATASETS.values())} folders, for models trained on "
+                         f"{sorted(FOLDER_DATASETS)}; {entry.name} is trained on {entry.dataset.get('name')!r}.")
+    representation = entry.dataset.get("options", {}).get("representation", "pixels")
+    return ClevrFolder(data).examples(split, representation=representation, limit=limit)
+
+
+FOLDER_DATASETS = {"clevr_world": "CLEVR_v1.0"}
+
+
+def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None):
+    """Evaluates a zoo model; returns a card metrics record.
+
+    Without `data`: on its dataset's split (default "test"), the numbers in its card.
+    With `data` (a folder): on that local copy of the real data set (e.g. CLEVR_v1.0 for
+    `rn_clevr`), split default "validation" (CLEVR's "val"; its test split has no answers),
+    the first `limit` questions when given.
+    """
     from relzoo import zoo
 
     entry = zoo.get_entry(name)
+    if data is None:
+        if limit is not None:
+            raise ValueError("limit applies to --data folders only; the generated splits have fixed sizes.")
+        split = split or "test"
+        examples = dataset_split(entry.dataset, split)
+    else:
+        split = split or "validation"
+        examples = folder_examples(entry, data, split, limit)
     model = zoo.load(name, weights=weights)
-    record = evaluate_model(model, entry.dataset, split, batch_size)
+    record = evaluate_examples(model, examples, split, batch_size)
     record["command"] = evaluation_command(name, split)
+    if data is not None:
+        record["data"] = str(data)
+        record["command"] += f" --data {shlex.quote(str(data))}" + ("" if limit is None else f" --limit {limit}")
     return record
+
+
+def format_record(name, record):
+    """The table `relzoo evaluate` prints: accuracy per group and overall."""
+    values = record["values"]
+    where = f"{record['data']} ({record['split']})" if record.get("data") else f"the {record['split']} split"
+    lines = [f"{name} on {where}: {record['num_examples']} questions"]
+    width = max([len(k.split("/", 1)[-1]) for k in values] + [8])
+    for key in sorted(k for k in values if "/" in k):
+        lines.append(f"  {key.split('/', 1)[1]:<{width}}  {values[key]:.4f}")
+    lines.append(f"  {'overall':<{width}}  {values['accuracy']:.4f}")
+    return "\n".join(lines)
 
 
 def evaluation_command(name, split):

@@ -9,6 +9,16 @@ Writes `OUTDIR/NAME/N/` in TensorFlow Serving's layout:
 The `serving_default` signature takes the model's named inputs (e.g. `objects`,
 `question`) and returns `answer_logits`, `answer_probabilities`, `answer_id`
 and, where the model has an answer vocabulary, `answer` (the answer string).
+
+Models that read questions as token ids (`rn_clevr`, `rn_clevr_state`) also get:
+
+    assets.extra/vocab.json           the question vocabulary (CLEVR-IEP's layout)
+    signature `answer_text`           the scene inputs and `question_text` (a string per
+                                      example) -> the same outputs; the question is
+                                      tokenised inside the graph exactly as
+                                      `relzoo.encode_questions` does (lower case, words
+                                      and ? ; , . !, unknown words -> <UNK>)
+
 The SavedModel needs TensorFlow only: no relzoo, no custom Python code.
 """
 
@@ -20,6 +30,9 @@ import numpy as np
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 REST_EXAMPLE_FILE = "rest_request_example.json"
+REST_TEXT_EXAMPLE_FILE = "rest_request_text_example.json"
+VOCAB_FILE = "vocab.json"
+TEXT_SIGNATURE = "answer_text"
 
 
 def _example_inputs(entry, count):
@@ -110,6 +123,22 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name="serving_default", fn=serve, input_signature=specs)
+    vocabulary = None
+    if entry.question_vocab is not None:
+        from relzoo.text import vocabulary as question_vocabulary
+
+        vocabulary = question_vocabulary(name)
+        encode, table = _graph_encoder(vocabulary, int(entry.inputs["question"]["shape"][0]))
+        archive.track(table)
+        scene_names = [k for k in input_names if k != "question"]
+        text_specs = [s for s in specs if s.name != "question"] + [tf.TensorSpec([None], tf.string, name="question_text")]
+
+        def serve_text(*tensors):
+            inputs = dict(zip(scene_names, tensors[:-1]))
+            inputs["question"] = encode(tensors[-1])
+            return serve(*[inputs[k] for k in input_names])
+
+        archive.add_endpoint(name=TEXT_SIGNATURE, fn=serve_text, input_signature=text_specs)
     archive.write_out(str(target), verbose=False)
 
     examples = _example_inputs(entry, warmup_examples)
@@ -120,26 +149,77 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
             writer.write(record)
     body = rest_request_body({k: v[:1] for k, v in examples.items()})
     (extra / REST_EXAMPLE_FILE).write_text(json.dumps(body) + "\n")
+    if vocabulary is not None:
+        vocabulary.save(extra / VOCAB_FILE)
+        text_example = {k: v[:1] for k, v in examples.items() if k != "question"}
+        text_example["question_text"] = [_sentence(vocabulary.decode(examples["question"][0]))]
+        body = rest_request_body(text_example, signature_name=TEXT_SIGNATURE)
+        (extra / REST_TEXT_EXAMPLE_FILE).write_text(json.dumps(body) + "\n")
     return target
+
+
+def _sentence(words):
+    """"is there a red cube ?" -> "Is there a red cube?" (a decoded question, written as people do)."""
+    import re
+
+    text = re.sub(r" ([?;,.!])", r"\1", words)
+    return text[:1].upper() + text[1:]
+
+
+def _graph_encoder(vocabulary, length):
+    """A TensorFlow function `(N,) string -> (N, length) int32` that tokenises as
+    `Vocabulary.encode` does, and the lookup table it uses (to be tracked by the export)."""
+    import tensorflow as tf
+
+    from relzoo.datasets.clevr import features
+
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocabulary.tokens)),
+                                            tf.range(len(vocabulary), dtype=tf.int64)),
+        default_value=vocabulary.index[features.UNK],
+    )
+    start, end = vocabulary.index[features.START], vocabulary.index[features.END]
+
+    def encode(text):
+        text = tf.strings.lower(text)
+        text = tf.strings.regex_replace(text, r"[^a-z0-9?;,.!]+", " ")  # what the tokenizer skips
+        text = tf.strings.regex_replace(text, r"([?;,.!])", r" \1 ")  # punctuation marks are tokens
+        words = tf.strings.split(text)
+        ids = tf.cast(tf.ragged.map_flat_values(table.lookup, words), tf.int32)
+        count = tf.shape(text)[0]
+        ids = tf.concat([tf.fill([count, 1], start), ids, tf.fill([count, 1], end)], axis=1)
+        longest = tf.reduce_max(tf.concat([ids.row_lengths(), tf.zeros([1], tf.int64)], 0))
+        check = tf.debugging.assert_less_equal(
+            longest, tf.constant(length, tf.int64),
+            message=f"question_text: a question has more than {length - 2} tokens (words and ? ; , . !)")
+        with tf.control_dependencies([check]):
+            return ids.to_tensor(default_value=0, shape=[None, length])
+
+    return encode, table
+
+
+def _body_text(path):
+    body = json.loads(path.read_text())
+    text = json.dumps(body)
+    if len(text) > 2000:  # an image input: show each input's shape, point at the full body
+        shapes = {k: (v if isinstance(v, str) else f"shape {list(np.shape(v))}") for k, v in body["instances"][0].items()}
+        text = (f'{{"signature_name": "{body["signature_name"]}", "instances": [{{...}}]}}  with one instance per '
+                f"example: {json.dumps(shapes)}; a complete body is in {path} (curl -d @{path} ...)")
+    return text
 
 
 def describe(name, target):
     """The lines `relzoo export` prints: where it went, how to serve it, a REST body."""
-    path = Path(target) / "assets.extra" / REST_EXAMPLE_FILE
-    body = json.loads(path.read_text())
-    text = json.dumps(body)
-    if len(text) > 2000:  # an image input: show each input's shape, point at the full body
-        shapes = {k: list(np.shape(v)) for k, v in body["instances"][0].items()}
-        text = (f'{{"signature_name": "{body["signature_name"]}", "instances": [{{...}}]}}  with one instance per '
-                f"example, inputs of shapes {shapes}; a complete body is in {path} "
-                f"(curl -d @{path} ...)")
+    extra = Path(target) / "assets.extra"
     base = Path(target).parent.resolve()
-    return "\n".join(
-        [
-            f"exported {name} to {target}",
-            "serve it with TensorFlow Serving, e.g.:",
-            f"  docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} tensorflow/serving",
-            f"REST request (POST http://localhost:8501/v1/models/{name}:predict):",
-            text,
-        ]
-    )
+    lines = [
+        f"exported {name} to {target}",
+        "serve it with TensorFlow Serving, e.g.:",
+        f"  docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} tensorflow/serving",
+        f"REST request (POST http://localhost:8501/v1/models/{name}:predict):",
+        _body_text(extra / REST_EXAMPLE_FILE),
+    ]
+    if (extra / REST_TEXT_EXAMPLE_FILE).is_file():
+        lines += [f"or with the question in English (signature {TEXT_SIGNATURE!r}; the vocabulary is in "
+                  f"{extra / VOCAB_FILE}):", _body_text(extra / REST_TEXT_EXAMPLE_FILE)]
+    return "\n".join(lines)

@@ -44,6 +44,8 @@ class ZooEntry:
         answer_vocab: the answer strings, index = class id, or None.
         paper_metrics: the figures the paper reports, for comparison with the card's.
         recipe: the training recipe (a path relative to the source tree), or None.
+        question_vocab: for models reading questions as token ids, the name of the relzoo
+            vocabulary they use ("clevr"); published artifacts carry a copy (`relzoo.text`).
         test_only: a fixture for tests, hidden from `list_models()` by default.
     """
 
@@ -59,6 +61,7 @@ class ZooEntry:
     answer_vocab: tuple | None = None
     paper_metrics: dict = dataclasses.field(default_factory=dict)
     recipe: str | None = None
+    question_vocab: str | None = None
     test_only: bool = False
 
     def to_dict(self):
@@ -363,6 +366,7 @@ _ENTRIES += [
         answer_vocab=CLEVR_ANSWERS,
         paper_metrics=_CLEVR_PAPER_METRICS["pixels"],
         recipe="training/recipes/rn_clevr.toml",
+        question_vocab="clevr",
     ),
     ZooEntry(
         name="rn_clevr_state",
@@ -394,6 +398,7 @@ _ENTRIES += [
         answer_vocab=CLEVR_ANSWERS,
         paper_metrics=_CLEVR_PAPER_METRICS["state"],
         recipe="training/recipes/rn_clevr_state.toml",
+        question_vocab="clevr",
     ),
 ]
 
@@ -515,9 +520,8 @@ def load(name, weights="pretrained"):
                 f"Set {HOME_ENV} to a folder holding {name}/ to use your own, or pass weights=None "
                 "for the untrained architecture."
             )
-        card = artifacts.read_card(d)
+        card = artifacts.verify_artifact(d)
         path = d / card["weights_file"]
-        artifacts.verify_weights(path, card["sha256"], card.get("size_bytes"))
     elif isinstance(weights, (str, os.PathLike)):
         path = Path(weights).expanduser()
         if not path.is_file():

@@ -151,3 +151,60 @@ def test_recurrent_rmc_model_serves_without_relzoo(tmp_path):
     want = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(got["answer_id"], np.argmax(want, -1))
+
+
+SERVE_TEXT_WITHOUT_RELZOO = """
+import sys, json
+import numpy as np
+sys.modules["relzoo"] = None
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+data = np.load(sys.argv[2])
+by_text = loaded.signatures["answer_text"](image=tf.constant(data["image"]),
+                                           question_text=tf.constant([str(q) for q in data["question_text"]]))
+by_ids = loaded.signatures["serving_default"](image=tf.constant(data["image"]), question=tf.constant(data["question"]))
+body = json.load(open(sys.argv[3]))
+inst = body["instances"]
+rest = loaded.signatures[body["signature_name"]](
+    image=tf.constant(np.array([i["image"] for i in inst], np.float32)),
+    question_text=tf.constant([i["question_text"] for i in inst]))
+np.savez(sys.argv[4], text_logits=by_text["answer_logits"].numpy(), ids_logits=by_ids["answer_logits"].numpy(),
+         answer=by_text["answer"].numpy().astype("S"))
+print(json.dumps({"rest_answer": [a.decode() for a in rest["answer"].numpy()]}))
+"""
+
+
+def test_clevr_model_answers_english_questions_without_relzoo(tmp_path):
+    """rn_clevr's SavedModel: `answer_text` tokenises in the graph exactly as relzoo does, and a
+    relzoo-free process gets the Keras model's answers from English questions."""
+    import keras
+
+    from relzoo.datasets.clevr import dataset, features
+    from relzoo.models.rn_clevr import build_rn_clevr_pixels
+
+    keras.utils.set_random_seed(0)
+    model = build_rn_clevr_pixels(vocab_size=90, conv_filters=8, embedding_dim=8, lstm_units=16, g_units=[16, 16],
+                                  f_units=[16], name="rn_clevr")
+    target = rexport.export("rn_clevr", tmp_path / "models", model=model)
+    extra = target / "assets.extra"
+    assert features.Vocabulary.load(extra / rexport.VOCAB_FILE).tokens == features.Vocabulary.load().tokens
+    scenes, questions, records = dataset.generate_split(2, seed=9, split="test", workers=1, progress=False)
+    texts = [r["question"] for r in records]
+    # punctuation, case, spacing and unknown words go through the same tokenisation
+    texts += ["IS there a  big,red cube;or a zorblax?!", "how many   spheres are there"]
+    image = scenes["image"][questions["scene_index"]].astype(np.float32) / 255.0
+    image = np.concatenate([image, image[:2]])
+    ids = relzoo.encode_questions("rn_clevr", texts)
+    np.savez(tmp_path / "in.npz", image=image, question=ids, question_text=np.array(texts))
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE_TEXT_WITHOUT_RELZOO, str(target), str(tmp_path / "in.npz"),
+         str(extra / rexport.REST_TEXT_EXAMPLE_FILE), str(tmp_path / "out.npz")],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=180, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(got["text_logits"], got["ids_logits"])  # the graph's token ids are relzoo's
+    want = model.predict({"image": image, "question": ids}, verbose=0)
+    np.testing.assert_allclose(got["text_logits"], want, rtol=1e-4, atol=1e-4)
+    assert [a.decode() for a in got["answer"]] == relzoo.decode_answers("rn_clevr", want)
+    assert len(json.loads(out.stdout.strip().splitlines()[-1])["rest_answer"]) == 1
+    assert "answer_text" in rexport.describe("rn_clevr", target)

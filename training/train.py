@@ -538,7 +538,12 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
             "final": {k: (round(v[-1], 6) if v else None) for k, v in info["history"].items()},
         },
     }
-    card = artifacts.write_artifact(model, out_dir, card)
+    extra = {}
+    if entry is not None and entry.question_vocab is not None:  # the vocabulary travels with the weights
+        from relzoo.text import shipped_vocabulary_path
+
+        extra["vocabulary"] = shipped_vocabulary_path(entry.question_vocab)
+    card = artifacts.write_artifact(model, out_dir, card, extra_files=extra)
     print(f"train: wrote {out_dir / card['weights_file']} and card.json (sha256 {card['sha256'][:12]}...)")
     for record in metrics:
         print(f"train: {record['split']}: " + ", ".join(f"{k} {v:.4f}" for k, v in record["values"].items())
