@@ -1,11 +1,14 @@
-"""Training throughput of the Sort-of-CLEVR pixel models on this machine.
+"""Training throughput of the zoo's pixel and CLEVR models on this machine.
 
-    python -m benchmarks.train_step                       # float32 and mixed_bfloat16, XLA on and off
+    python -m benchmarks.train_step                       # Sort-of-CLEVR: float32 and mixed_bfloat16, XLA on and off
+    python -m benchmarks.train_step --suite clevr         # the CLEVR models (4 vs 5 convs, state descriptions)
 
-Measures `model.fit` samples per second (batch 64, 75x75 images, 18-d questions) for
-the paper-size RN (g 4 x 256), a half-width RN (g 4 x 128, f 128) and the CNN+MLP
-baseline, after one warm-up epoch. Each setting runs in a fresh process (the precision
-policy is global).
+Measures `model.fit` samples (questions) per second at batch 64, after one warm-up epoch:
+- `sort_of_clevr`: the paper-size RN (g 4 x 256), a half-width RN (g 4 x 128, f 128) and
+  the CNN+MLP baseline on 75x75 images and 18-d questions;
+- `clevr`: `rn_clevr` as registered (128x128 images, token questions) with 4 convs (8x8 map,
+  64 objects, 4,096 pairs) and with 5 (4x4, 16 objects, 256 pairs), and `rn_clevr_state`.
+Each setting runs in a fresh process (the precision policy is global).
 """
 
 import argparse
@@ -15,27 +18,56 @@ import subprocess
 import sys
 import time
 
-MODELS = {
-    "rn_pixels g4x256": dict(builder="rn_pixels", kwargs={}),
-    "rn_pixels g4x128": dict(builder="rn_pixels", kwargs={"g_units": [128] * 4, "f_units": [128, 128]}),
-    "cnn_mlp": dict(builder="cnn_mlp", kwargs={}),
+SUITES = {
+    "sort_of_clevr": {
+        "rn_pixels g4x256": dict(builder="rn_pixels", kwargs={}),
+        "rn_pixels g4x128": dict(builder="rn_pixels", kwargs={"g_units": [128] * 4, "f_units": [128, 128]}),
+        "cnn_mlp": dict(builder="cnn_mlp", kwargs={}),
+    },
+    "clevr": {
+        "rn_clevr 4 convs": dict(zoo="rn_clevr", kwargs={}),
+        "rn_clevr 5 convs": dict(zoo="rn_clevr", kwargs={"conv_layers": 5}),
+        "rn_clevr_state": dict(zoo="rn_clevr_state", kwargs={}),
+    },
 }
+STEPS = {"sort_of_clevr": 8, "clevr": 4}
 
 
-def worker(policy, xla, batch=64, steps=8):
+def _inputs(model, n, rng):
+    """Random inputs of the model's input names and shapes (token ids for `question` when int)."""
+    import numpy as np
+
+    x = {}
+    for t in model.inputs:
+        shape = (n,) + tuple(t.shape[1:])
+        if "int" in str(t.dtype):
+            x[t.name] = rng.integers(1, 80, shape).astype("int32")
+        elif "bool" in str(t.dtype):
+            x[t.name] = rng.random(shape) < 0.7
+        else:
+            x[t.name] = rng.random(shape).astype("float32")
+    return x
+
+
+def worker(suite, policy, xla, batch=64):
     import numpy as np
 
     import keras
+    from relzoo import zoo
     from relzoo.models import get_builder
 
     keras.mixed_precision.set_global_policy(policy)
     rng = np.random.default_rng(0)
-    n = batch * steps
-    x = {"image": rng.random((n, 75, 75, 3)).astype("float32"), "question": rng.random((n, 18)).astype("float32")}
-    y = rng.integers(0, 10, n)
+    n = batch * STEPS[suite]
     out = {}
-    for name, spec in MODELS.items():
-        model = get_builder(spec["builder"])(**spec["kwargs"])
+    for name, spec in SUITES[suite].items():
+        if "zoo" in spec:
+            entry = zoo.get_entry(spec["zoo"])
+            model = get_builder(entry.builder)(**dict(entry.kwargs, **spec["kwargs"]))
+        else:
+            model = get_builder(spec["builder"])(**spec["kwargs"])
+        x = _inputs(model, n, rng)
+        y = rng.integers(0, model.outputs[0].shape[-1], n)
         model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       jit_compile=xla)
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
@@ -47,20 +79,23 @@ def worker(policy, xla, batch=64, steps=8):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", choices=sorted(SUITES), default="sort_of_clevr")
     p.add_argument("--worker", nargs=2, metavar=("POLICY", "XLA"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker(args.worker[0], args.worker[1] == "1")
+        worker(args.suite, args.worker[0], args.worker[1] == "1")
         return 0
     rows = []
     for policy in ("float32", "mixed_bfloat16"):
         for xla in (True, False):
-            cmd = [sys.executable, "-m", "benchmarks.train_step", "--worker", policy, "1" if xla else "0"]
+            cmd = [sys.executable, "-m", "benchmarks.train_step", "--suite", args.suite, "--worker", policy,
+                   "1" if xla else "0"]
             res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
             if res.returncode:
                 raise SystemExit(res.stderr[-3000:])
             rows.append((policy, xla, json.loads(res.stdout.strip().splitlines()[-1])))
-    names = list(MODELS)
+            print(f"{policy}, XLA {'on' if xla else 'off'}: {rows[-1][2]}", file=sys.stderr, flush=True)
+    names = list(SUITES[args.suite])
     print("| policy | XLA | " + " | ".join(f"{n} samples/s" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     for policy, xla, r in rows:

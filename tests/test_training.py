@@ -155,6 +155,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"resuming from the checkpoint in {run / 'backup'}: {killed_at} of 25 epochs done" in out.stdout
     assert f"Epoch {killed_at + 1}/25" in out.stdout and "Epoch 1/25" not in out.stdout
+    assert "train split from the cache" in out.stdout  # the resumed run does not generate its data again
     card = artifacts.read_card(run / "artifact")
     assert card["training"]["resumed_at_epoch"] == killed_at
     # the curves and the training time cover the whole run, both invocations
@@ -164,6 +165,31 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert [e["epoch"] for e in epochs] == list(range(1, 26))
     assert [e["epoch"] for e in epochs if e["first_in_invocation"]] == [1, killed_at + 1]
     assert card["training"]["train_time_s"] == pytest.approx(sum(e["seconds"] for e in epochs), abs=0.2)
+
+
+def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):
+    from training import train
+
+    recipe = recipes.load(ROOT / RECIPE, SMALL)
+    first = train.load_data(recipe, cache_dir=tmp_path)
+    assert "cached as" in capsys.readouterr().out
+    files = sorted(tmp_path.glob("*.npz"))
+    assert [f.name.split("-")[0] for f in files] == ["test", "train", "validation"]
+    again = train.load_data(recipe, cache_dir=tmp_path)
+    assert capsys.readouterr().out.count("from the cache") == 3
+    for split in first:
+        np.testing.assert_array_equal(first[split].answers, again[split].answers)
+        for k, v in first[split].batch(slice(None)).items():
+            np.testing.assert_array_equal(v, again[split].batch(slice(None))[k])
+    # a damaged file is generated again, never used
+    train_file = [f for f in files if f.name.startswith("train")][0]
+    train_file.write_bytes(train_file.read_bytes()[:100])
+    third = train.load_data(recipe, cache_dir=tmp_path)
+    assert "unreadable" in capsys.readouterr().out
+    np.testing.assert_array_equal(third["train"].answers, first["train"].answers)
+    # another spec is another file
+    other = recipes.load(ROOT / RECIPE, SMALL + ["dataset.seed=5"])
+    assert train._data_fingerprint(other["dataset"], "train") != train._data_fingerprint(recipe["dataset"], "train")
 
 
 # ---------------------------------------------------------------------------- NaN

@@ -25,6 +25,7 @@ Exit codes: 0 done, 2 bad recipe or arguments, 3 NaN loss.
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -60,6 +61,8 @@ def parse_args(argv):
     p.add_argument("--cpu-devices", type=int, default=0,
                    help="split the CPU into this many logical devices (to run `mirrored` without GPUs)")
     p.add_argument("--restart", action="store_true", help="discard the run's checkpoint and start over")
+    p.add_argument("--no-data-cache", action="store_true",
+                   help="generate the data on every start instead of keeping it in RUN_DIR/data/")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras verbosity: 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
     return p.parse_args(argv)
@@ -158,11 +161,46 @@ def compiled_model(recipe):
     return model
 
 
-def load_data(recipe):
+def _data_fingerprint(spec, split):
+    """What a generated split depends on: its spec and the data set code (every file of
+    relzoo/datasets), so a cached copy is used only when it would be generated identically."""
+    digest = hashlib.sha256(json.dumps({"spec": spec, "split": split}, sort_keys=True).encode())
+    for path in sorted((ROOT / "relzoo" / "datasets").rglob("*")):
+        if path.suffix in (".py", ".json") and path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_data(recipe, cache_dir=None):
+    """The train, validation and test `Examples` of the recipe's data set.
+
+    With `cache_dir`, each generated split is kept there as `.npz` (keyed by the spec and the
+    data set code) and reused by a resumed run instead of being generated again. Streams
+    (fresh examples every epoch) are not cached.
+    """
+    from relzoo.datasets.examples import Examples, Stream
     from relzoo.evaluate import dataset_split
 
     spec = recipe["dataset"]
-    return {split: dataset_split(spec, split) for split in ("train", "validation", "test")}
+    data = {}
+    for split in ("train", "validation", "test"):
+        path = None if cache_dir is None else Path(cache_dir) / f"{split}-{_data_fingerprint(spec, split)}.npz"
+        if path is not None and path.is_file():
+            try:
+                data[split] = Examples.load(path)
+                print(f"train: {split} split from the cache {path.name}", flush=True)
+                continue
+            except Exception as err:  # noqa: BLE001  a damaged cache file (any reader error) is regenerated, never used
+                print(f"train: the cached {split} split {path} is unreadable ({err}); generating it again", flush=True)
+        started = time.perf_counter()
+        data[split] = dataset_split(spec, split)
+        if path is not None and not isinstance(data[split], Stream):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data[split].save(path)
+            print(f"train: generated the {split} split in {time.perf_counter() - started:.0f} s; cached as "
+                  f"{path.name}", flush=True)
+    return data
 
 
 def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False, start_epoch=0):
@@ -592,7 +630,7 @@ def main(argv=None):
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     print_header(recipe, strategy_name, replicas, run_dir, backend)
     (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
-    data = load_data(recipe)
+    data = load_data(recipe, cache_dir=None if args.no_data_cache else run_dir / "data")
 
     start = time.perf_counter()
     try:

@@ -95,6 +95,43 @@ class Examples:
             groups={k: (np.asarray(labels)[index], names) for k, (labels, names) in self.groups.items()},
         )
 
+    def save(self, path):
+        """Writes the examples to one `.npz` file (atomically); `Examples.load` reads it back."""
+        import json
+        import os
+        from pathlib import Path
+
+        arrays = {f"inputs/{k}": v for k, v in self.inputs.items()}
+        arrays.update({f"scenes/{k}": v for k, v in self.scenes.items()})
+        arrays.update({f"groups/{k}": np.asarray(labels) for k, (labels, _) in self.groups.items()})
+        arrays["answers"] = self.answers
+        if self.scene_index is not None:
+            arrays["scene_index"] = self.scene_index
+        meta = {"scale": self.scale, "group_names": {k: list(names) for k, (_, names) in self.groups.items()}}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        path = Path(path)
+        tmp = path.with_name(path.name + ".partial.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """The `Examples` saved by `save` at `path`."""
+        import json
+
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            part = {"inputs": {}, "scenes": {}, "groups": {}}
+            for key in data.files:
+                kind, _, name = key.partition("/")
+                if kind in part:
+                    part[kind][name] = data[key]
+            groups = {k: (labels, tuple(meta["group_names"][k])) for k, labels in part["groups"].items()}
+            return cls(inputs=part["inputs"], answers=data["answers"], scenes=part["scenes"],
+                       scene_index=data["scene_index"] if "scene_index" in data.files else None,
+                       scale=meta["scale"], groups=groups)
+
     def tf_dataset(self, batch_size, seed=0, shuffle=False, drop_remainder=False):
         """A `tf.data.Dataset` of `(inputs, answers)` batches; scene arrays are gathered per batch."""
         import tensorflow as tf
