@@ -295,3 +295,28 @@ def test_variable_number_of_objects_without_chunking():
     model = keras.Model([inp, q], PairwiseRelation(g_units=(5,))(inp, q))
     for n in (2, 7):
         assert model.predict([np.ones((3, n, 4), "float32"), np.ones((3, 2), "float32")], verbose=0).shape == (3, 5)
+
+
+@pytest.mark.parametrize("chunk_size,masked", [(None, False), (None, True), (10, False), (10, True)])
+def test_mixed_precision_accumulates_in_float32(chunk_size, masked):
+    """Under mixed_bfloat16, g runs in bfloat16 but the sum over the 625 pairs is float32.
+
+    With small integer inputs and weights every pair's output is an integer that bfloat16 holds
+    exactly, so the mixed layer must give the float32 layer's totals exactly; a bfloat16 sum
+    (8-bit mantissa: steps of 8 above 1024) would round away the few units that one pair adds."""
+    rng = np.random.default_rng(0)
+    objects = rng.integers(0, 2, (3, 25, 4)).astype("float32")
+    question = rng.integers(0, 2, (3, 3)).astype("float32")
+    mask = rng.random((3, 25)) < 0.8 if masked else None
+    exact = PairwiseRelation(g_units=(16, 16), chunk_size=chunk_size)
+    exact(objects, question, mask=mask)
+    exact.set_weights([rng.integers(-1, 2, w.shape).astype("float32") for w in exact.get_weights()])
+    want = np.asarray(exact(objects, question, mask=mask))
+    rounded = np.asarray(keras.ops.cast(keras.ops.cast(want, "bfloat16"), "float32"))
+    assert np.all(want == np.round(want)) and (rounded != want).mean() > 0.3  # totals bfloat16 cannot hold
+    mixed = PairwiseRelation(g_units=(16, 16), chunk_size=chunk_size, dtype="mixed_bfloat16")
+    mixed(objects, question, mask=mask)
+    mixed.set_weights(exact.get_weights())
+    got = mixed(objects, question, mask=mask)
+    assert mixed.compute_dtype == "bfloat16" and got.dtype == "float32" and mixed.accumulation_dtype == "float32"
+    np.testing.assert_array_equal(np.asarray(got), want)

@@ -560,6 +560,7 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
         "training": {
             "recipe": recipe_rel,
             "recipe_values": recipe,
+            "notes": recipe.get("notes"),
             "command": "python -m training.train " + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
             "seed": recipe["seed"],
             "strategy": strategy_name,

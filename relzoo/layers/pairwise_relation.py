@@ -61,7 +61,16 @@ class PairwiseRelation(keras.layers.Layer):
         training: unused, for API symmetry.
 
     Returns:
-        `(batch, units)`, or `(batch, n, units)` with `per_object=True`.
+        `(batch, units)`, or `(batch, n, units)` with `per_object=True`, in
+        `accumulation_dtype`.
+
+    Precision: under a mixed policy (`mixed_bfloat16`, `mixed_float16`) `g`
+    runs in the 16-bit compute dtype, but the aggregation accumulates, and the
+    layer returns, float32 (`accumulation_dtype`). bfloat16 keeps 8 bits of
+    mantissa: in a sum of n * n = 625 pair outputs the part one object adds is
+    smaller than the rounding step, so counts and comparisons would be lost.
+    Give the layers after it (`f`) `dtype="float32"` too, or Keras casts their
+    input back to the 16-bit compute dtype.
 
     Example:
 
@@ -114,6 +123,11 @@ class PairwiseRelation(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.supports_masking = True
+
+    @property
+    def accumulation_dtype(self):
+        """The dtype of the aggregation and the output: float32 when computing in 16 bits."""
+        return "float32" if self.compute_dtype in ("bfloat16", "float16") else self.compute_dtype
 
     # ------------------------------------------------------------------ build
     def build(self, objects_shape, condition_shape=None, objects_mask_shape=None):
@@ -220,7 +234,8 @@ class PairwiseRelation(keras.layers.Layer):
             act = self._activation_of(k + 1)
             if act is not None:
                 x = act(x)
-        x = ops.reshape(x, (-1, r, n, self.units))  # (b, r, n, units)
+        # sums over many pairs in float32 (see `accumulation_dtype`)
+        x = ops.cast(ops.reshape(x, (-1, r, n, self.units)), self.accumulation_dtype)  # (b, r, n, units)
         if valid_rows is None:  # every pair counts: no masking passes over the pair tensor
             return ops.max(x, axis=2) if self.aggregation == "max" else ops.sum(x, axis=2)  # (b, r, units)
         valid = valid_rows[..., None] > 0.5  # (b, r, n, 1)
@@ -265,7 +280,7 @@ class PairwiseRelation(keras.layers.Layer):
                 here = ops.reshape(ops.arange(k) == i, (k, 1, 1, 1))
                 return i + 1, ops.where(here, y[None], acc)  # write block i, exactly
 
-            acc = ops.zeros((k, ops.shape(left)[0], c, self.units), left.dtype)
+            acc = ops.zeros((k, ops.shape(left)[0], c, self.units), self.accumulation_dtype)
             _, out = ops.while_loop(cond, body, (0, acc), maximum_iterations=k)  # (k, b, c, units)
         else:
             # JAX: `scan` is reverse-differentiable (its `while_loop` is not).
@@ -273,7 +288,7 @@ class PairwiseRelation(keras.layers.Layer):
                 y = run_block(xs)
                 return y, y  # carry shaped like the output, as Keras's scan wants on every backend
 
-            init = ops.zeros((ops.shape(left)[0], c, self.units), left.dtype)
+            init = ops.zeros((ops.shape(left)[0], c, self.units), self.accumulation_dtype)
             _, out = ops.scan(scan_body, init, blocks)  # (k, b, c, units)
         out = ops.reshape(ops.transpose(out, (1, 0, 2, 3)), (-1, k * c, self.units))  # (b, k*c, units)
         return out[:, :n]
@@ -327,7 +342,7 @@ class PairwiseRelation(keras.layers.Layer):
             total = ops.sum(rows, axis=1)  # (b, units)
             return total / ops.cast(n * n, rows.dtype) if self.aggregation == "mean" else total
 
-        counts = ops.sum(pair_valid, axis=2)  # (b, n) valid j per row i
+        counts = ops.sum(ops.cast(pair_valid, rows.dtype), axis=2)  # (b, n) valid j per row i
         if self.per_object:
             has_pair = counts > 0
             if self.aggregation == "mean":

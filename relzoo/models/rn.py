@@ -6,12 +6,15 @@ from relzoo.layers import PairwiseRelation
 
 
 def _readout(x, f_units, dropout, num_answers):
-    """The RN paper's f: dense ReLU layers, dropout after the last one, answer logits."""
+    """The RN paper's f: dense ReLU layers, dropout after the last one, answer logits.
+
+    f runs in float32 under any policy: it is cheap (once per question, not per pair) and
+    its input, a sum over many pairs, needs float32's precision (see `PairwiseRelation`);
+    the logits are float32 for a stable softmax and loss."""
     for k, units in enumerate(f_units):
-        x = keras.layers.Dense(units, activation="relu", name=f"f_{k}")(x)
+        x = keras.layers.Dense(units, activation="relu", dtype="float32", name=f"f_{k}")(x)
     if dropout:
-        x = keras.layers.Dropout(dropout, name="f_dropout")(x)
-    # float32 logits also under a mixed precision policy (a stable softmax / loss)
+        x = keras.layers.Dropout(dropout, dtype="float32", name="f_dropout")(x)
     return keras.layers.Dense(num_answers, dtype="float32", name="answer_logits")(x)
 
 
