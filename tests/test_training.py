@@ -333,3 +333,30 @@ def test_sort_of_clevr_pixels_in_bfloat16_give_a_float32_artifact_with_per_type_
     from relzoo.evaluate import evaluate_model
 
     assert evaluate_model(model, card["dataset"], "test")["values"] == test["values"]
+    # BatchNormalization statistics recomputed under the final weights, and validation per epoch after it
+    assert card["training"]["bn_recalibration"]["layers"] == 4
+    epochs = json.loads((run / "epochs.json").read_text())
+    assert {"val_loss", "val_accuracy"} <= set(epochs[0]["logs"])
+
+
+def test_recalibrated_batch_norm_holds_the_average_batch_statistics():
+    import keras
+
+    from training import train
+
+    recipe = recipes.load(ROOT / "training/recipes/rn_sort_of_clevr.toml",
+                          ["model.kwargs.conv_filters=4", "model.kwargs.g_units=[8, 8]", "model.kwargs.f_units=[8]",
+                           "dataset.train_size=4"])
+    model = train.build_model(recipe, "float32")
+    examples = train.load_data(recipe)["train"]
+    bn = model.get_layer("conv_1_bn")
+    bn.moving_mean.assign(np.full(bn.moving_mean.shape, 50.0, "float32"))  # stale statistics
+    assert train.recalibrate_batch_norm(model, examples, batches=5, batch_size=16, seed=3) == 4
+    assert bn.momentum == 0.99  # restored
+    # independently: the batch means of conv_1_bn's input, on the same 5 batches, under the same
+    # (training-mode) normalisation of the layers before it
+    index = np.random.default_rng(3).permutation(len(examples))[:80]
+    upstream = keras.Model(model.inputs, bn.input)
+    means = [np.asarray(upstream(examples.batch(index[i * 16:(i + 1) * 16]), training=True)).mean(axis=(0, 1, 2))
+             for i in range(5)]
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), np.mean(means, axis=0), rtol=1e-4, atol=1e-5)

@@ -20,6 +20,9 @@ TRAIN_DEFAULTS = {
     "weight_decay": None,
     "jit_compile": True,
     "dtype_policy": "float32",
+    # batches of `batch_size` training examples over which BatchNormalization's statistics are
+    # recomputed under the final weights, and at each epoch's end before validation (0: off)
+    "bn_recalibration_batches": 200,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -82,6 +85,9 @@ def validate(recipe, source="recipe"):
         raise RecipeError(f"{source}: train.strategy must be one of {STRATEGIES}, got {train['strategy']!r}.")
     if train["dtype_policy"] not in DTYPE_POLICIES:
         raise RecipeError(f"{source}: train.dtype_policy must be one of {DTYPE_POLICIES}, got {train['dtype_policy']!r}.")
+    if not isinstance(train["bn_recalibration_batches"], int) or train["bn_recalibration_batches"] < 0:
+        raise RecipeError(f"{source}: train.bn_recalibration_batches must be an integer >= 0, "
+                          f"got {train['bn_recalibration_batches']!r}.")
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] <= 0:
             raise RecipeError(f"{source}: train.{key} must be a positive integer, got {train[key]!r}.")

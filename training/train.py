@@ -121,16 +121,51 @@ def build_model(recipe, dtype_policy=None):
 
 
 def float32_copy(model, recipe):
-    """A float32 copy of a model trained under a mixed policy (the weights are float32 already).
+    """A plain float32 copy of a trained model (the weights are float32 already), outside any
+    distribution strategy.
 
     Published artifacts, their evaluation and exports run in float32, whatever precision
     the training steps used.
     """
-    if model.dtype_policy.name == "float32":
-        return model
     copy = build_model(recipe, "float32")
     copy.set_weights(model.get_weights())
     return copy
+
+
+def batch_norm_layers(model):
+    import keras
+
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recalibrate_batch_norm(model, examples, batches, batch_size, seed=0):
+    """Sets every BatchNormalization layer's moving mean and variance to the average of its
+    batch statistics over `batches` random training batches, under the current weights.
+
+    The moving averages that training keeps lag behind the weights; the Relation Network sums
+    g over hundreds of pairs of CNN objects, so a small lag in the CNN's normalisation becomes a
+    large error at inference (measured on rn_sort_of_clevr at epoch 12: 56.9% validation
+    accuracy with the moving averages, 77.8% with recomputed statistics). Only the statistics
+    change; the trained weights do not. Returns the number of BatchNormalization layers.
+    """
+    import numpy as np
+
+    layers = batch_norm_layers(model)
+    if not layers or batches <= 0:
+        return len(layers)
+    rng = np.random.default_rng(seed)
+    count = min(batches, max(1, len(examples) // batch_size))
+    index = rng.permutation(len(examples))[: count * batch_size]
+    momentum = [layer.momentum for layer in layers]
+    try:
+        for i in range(count):
+            for layer in layers:  # moving = the running average of the batch statistics seen so far
+                layer.momentum = i / (i + 1)
+            model(examples.batch(index[i * batch_size:(i + 1) * batch_size]), training=True)
+    finally:
+        for layer, m in zip(layers, momentum):
+            layer.momentum = m
+    return len(layers)
 
 
 def make_optimizer(train):
@@ -313,7 +348,22 @@ def _keras_callbacks():
         def train_time_s(self):
             return sum(e["seconds"] for e in self.epochs)
 
-    return NaNGuard, GuardedBackup, Throughput
+    class PreciseBatchNorm(keras.callbacks.Callback):
+        """At each epoch's end: recompute BatchNormalization statistics (`recalibrate_batch_norm`),
+        then validate, so that `val_*` (and the checkpoint) reflect what the model does at inference."""
+
+        def __init__(self, examples, batches, batch_size, seed, val_data):
+            super().__init__()
+            self.examples, self.batches, self.batch_size = examples, batches, batch_size
+            self.seed, self.val_data = seed, val_data
+
+        def on_epoch_end(self, epoch, logs=None):
+            recalibrate_batch_norm(self.model, self.examples, self.batches, self.batch_size, self.seed + epoch)
+            result = self.model.evaluate(self.val_data, verbose=0, return_dict=True)
+            if logs is not None:
+                logs.update({f"val_{k}": float(v) for k, v in result.items()})
+
+    return NaNGuard, GuardedBackup, Throughput, PreciseBatchNorm
 
 
 def read_epoch_log(path):
@@ -338,7 +388,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     import keras
 
     train = recipe["train"]
-    NaNGuard, GuardedBackup, Throughput = _keras_callbacks()
+    NaNGuard, GuardedBackup, Throughput, PreciseBatchNorm = _keras_callbacks()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = compiled_model(recipe)
@@ -356,8 +406,16 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         print("train: TensorBoard logs need TensorFlow; not written on this backend.", flush=True)
     fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done)
     val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend)
+    if batch_norm_layers(model) and train["bn_recalibration_batches"] and train["strategy"] == "default":
+        # validation after recomputing the BatchNormalization statistics (first, so that every
+        # later callback, the checkpoint and the logs see the recalibrated model and metrics)
+        callbacks.insert(0, PreciseBatchNorm(data["train"], train["bn_recalibration_batches"], train["batch_size"],
+                                             recipe["seed"], val_data))
+        fit_validation = None
+    else:
+        fit_validation = val_data
     # fit_data reshuffles itself each epoch (tf.data or the PyDataset)
-    history = model.fit(fit_data, validation_data=val_data, epochs=train["epochs"], callbacks=callbacks,
+    history = model.fit(fit_data, validation_data=fit_validation, epochs=train["epochs"], callbacks=callbacks,
                         shuffle=False, verbose=verbose)
     if guard.bad is not None:
         raise NaNLossError(nan_message(guard.bad, backup_dir, completed_epochs(backup_dir)))
@@ -561,6 +619,7 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
             "recipe": recipe_rel,
             "recipe_values": recipe,
             "notes": recipe.get("notes"),
+            "bn_recalibration": info.get("bn_recalibration"),
             "command": "python -m training.train " + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
             "seed": recipe["seed"],
             "strategy": strategy_name,
@@ -644,6 +703,14 @@ def main(argv=None):
         return EXIT_NAN
     wall = time.perf_counter() - start
     model = float32_copy(model, recipe)
+    info["bn_recalibration"] = None
+    if batch_norm_layers(model) and recipe["train"]["bn_recalibration_batches"]:
+        layers = recalibrate_batch_norm(model, data["train"], recipe["train"]["bn_recalibration_batches"],
+                                        recipe["train"]["batch_size"], recipe["seed"])
+        info["bn_recalibration"] = {"layers": layers, "batches": recipe["train"]["bn_recalibration_batches"],
+                                    "batch_size": recipe["train"]["batch_size"],
+                                    "note": "BatchNormalization statistics recomputed under the final weights "
+                                            "(float32) before evaluation and saving"}
     if info.get("is_chief", True):
         write_outputs(model, recipe, info, args, run_dir, wall, strategy_name, replicas, backend)
         (run_dir / "history.json").write_text(json.dumps(info["history"], indent=2))
