@@ -78,6 +78,9 @@ def evaluate_examples(model, examples, split, batch_size=256):
     return {"values": values, "num_examples": int(len(examples)), "split": split}
 
 
+FOLDER_DATASETS = {"clevr_world": "CLEVR_v1.0"}  # zoo dataset -> the real data set `--data` reads
+
+
 def folder_examples(entry, data, split="validation", limit=None):
     """`Examples` of a local copy of the data set a zoo entry is meant for (real CLEVR v1.0 for
     models trained on the CLEVR-format world), in the entry's representation."""
@@ -89,8 +92,6 @@ def folder_examples(entry, data, split="validation", limit=None):
     representation = entry.dataset.get("options", {}).get("representation", "pixels")
     return ClevrFolder(data).examples(split, representation=representation, limit=limit)
 
-
-FOLDER_DATASETS = {"clevr_world": "CLEVR_v1.0"}
 
 
 def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None):

@@ -196,15 +196,20 @@ def compiled_model(recipe):
     return model
 
 
-def _data_fingerprint(spec, split):
-    """What a generated split depends on: its spec and the data set code (every file of
-    relzoo/datasets), so a cached copy is used only when it would be generated identically."""
-    digest = hashlib.sha256(json.dumps({"spec": spec, "split": split}, sort_keys=True).encode())
+def _data_code():
+    """The data set code, as bytes: every .py and .json file of relzoo/datasets, path and content."""
+    parts = []
     for path in sorted((ROOT / "relzoo" / "datasets").rglob("*")):
         if path.suffix in (".py", ".json") and path.is_file():
-            digest.update(str(path.relative_to(ROOT)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+            parts += [str(path.relative_to(ROOT)).encode(), path.read_bytes()]
+    return b"".join(parts)
+
+
+def _data_fingerprint(spec, split, code=None):
+    """What a generated split depends on: its spec and the data set code (`_data_code`), so a
+    cached copy is used only when it would be generated identically."""
+    key = json.dumps({"spec": spec, "split": split}, sort_keys=True).encode()
+    return hashlib.sha256(key + (_data_code() if code is None else code)).hexdigest()[:16]
 
 
 def load_data(recipe, cache_dir=None):
@@ -218,9 +223,10 @@ def load_data(recipe, cache_dir=None):
     from relzoo.evaluate import dataset_split
 
     spec = recipe["dataset"]
+    code = None if cache_dir is None else _data_code()  # read the code once, not per split
     data = {}
     for split in ("train", "validation", "test"):
-        path = None if cache_dir is None else Path(cache_dir) / f"{split}-{_data_fingerprint(spec, split)}.npz"
+        path = None if cache_dir is None else Path(cache_dir) / f"{split}-{_data_fingerprint(spec, split, code)}.npz"
         if path is not None and path.is_file():
             try:
                 data[split] = Examples.load(path)
