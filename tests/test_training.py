@@ -192,6 +192,31 @@ def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):
     assert train._data_fingerprint(other["dataset"], "train") != train._data_fingerprint(recipe["dataset"], "train")
 
 
+def test_concurrent_writers_of_one_cache_file_all_succeed(tmp_path, monkeypatch):
+    """The workers of a multi-worker run share a run directory and may cache the same split at once."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from relzoo.datasets.examples import Examples
+    from relzoo.evaluate import dataset_split
+
+    recipe = recipes.load(ROOT / RECIPE, SMALL)
+    examples = dataset_split(recipe["dataset"], "validation")
+    path = tmp_path / "validation.npz"
+    real_savez = np.savez
+
+    def slow_savez(*args, **kwargs):  # every writer finishes writing before any renames
+        real_savez(*args, **kwargs)
+        time.sleep(0.3)
+
+    monkeypatch.setattr(np, "savez", slow_savez)
+    with ThreadPoolExecutor(8) as pool:
+        written = list(pool.map(lambda _: examples.save(path), range(8)))
+    assert written == [path] * 8
+    np.testing.assert_array_equal(Examples.load(path).answers, examples.answers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["validation.npz"]  # no temporary file left behind
+
+
 # ---------------------------------------------------------------------------- NaN
 @pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -96,9 +96,15 @@ class Examples:
         )
 
     def save(self, path):
-        """Writes the examples to one `.npz` file (atomically); `Examples.load` reads it back."""
+        """Writes the examples to one `.npz` file (atomically); `Examples.load` reads it back.
+
+        Several processes may write the same path at once (the workers of a multi-worker run
+        share a run directory): each writes its own temporary file and renames it into place,
+        so a reader only ever sees a complete file.
+        """
         import json
         import os
+        import uuid
         from pathlib import Path
 
         arrays = {f"inputs/{k}": v for k, v in self.inputs.items()}
@@ -110,9 +116,13 @@ class Examples:
         meta = {"scale": self.scale, "group_names": {k: list(names) for k, (_, names) in self.groups.items()}}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         path = Path(path)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial.npz")
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         return path
 
     @classmethod
