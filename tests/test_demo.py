@@ -180,3 +180,42 @@ def test_demo_clevr_state(tiny_clevr_weights, tmp_path):
     for key, value in expected.items():
         assert result["accuracy"][key] == pytest.approx(value, abs=1e-6), key
     assert Path(result["png"]).is_file()
+
+
+def _published_demo_models():
+    """Published artifacts whose data set the demo shows (they become tested as they land)."""
+    from relzoo import artifacts, zoo
+    from relzoo.demo import DEMO_DATASETS
+
+    names = []
+    for card in sorted((ROOT / "saved_models").glob("*/card.json")):
+        name = card.parent.name
+        if name in zoo.list_models(include_test=True) and zoo.get_entry(name).dataset.get("name") in DEMO_DATASETS:
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _published_demo_models())
+def test_published_model_demo_matches_its_card(name, tmp_path, monkeypatch):
+    """The README's first command on the published weights: fresh scenes score like the card's test split."""
+    from relzoo import zoo
+
+    monkeypatch.delenv(zoo.HOME_ENV, raising=False)
+    out = tmp_path / "demo.png"
+    text = io.StringIO()
+    result = run_demo(name, seed=20261121, scenes=100, out=out, show=3, stream=text)
+    assert result["card"], f"{name}: the demo found no test metrics in the card"
+    # fresh scenes from the same generator score within 5 standard errors of the card's values:
+    # overall, and per question type in Sort-of-CLEVR (a third of the questions each)
+    counts = {"accuracy": result["num_questions"]}
+    if zoo.get_entry(name).dataset["name"] == "sort_of_clevr":
+        counts.update({f"accuracy/{t}": result["num_questions"] / 3 for t in sort_of_clevr.TYPE_NAMES})
+    for key, count in counts.items():
+        card_value, value = result["card"][key], result["accuracy"][key]
+        tolerance = 5 * np.sqrt(max(card_value * (1 - card_value), 0.01) / count)
+        assert abs(value - card_value) <= tolerance, (key, value, card_value)
+    assert "card (test)" in text.getvalue()
+    from PIL import Image
+
+    assert Image.open(out).size[0] > 600
+

@@ -62,7 +62,8 @@ out = serve(**{k: tf.constant(data[k]) for k in data.files})
 np.savez(sys.argv[3], **{k: (v.numpy().astype("S") if v.dtype == tf.string else v.numpy()) for k, v in out.items()})
 body = json.load(open(sys.argv[4]))
 inst = body["instances"]
-feeds = {k: tf.constant(np.array([i[k] for i in inst], np.float32)) for k in inst[0]}
+spec = serve.structured_input_signature[1]
+feeds = {k: tf.constant(np.array([i[k] for i in inst]), dtype=spec[k].dtype) for k in inst[0]}
 print(json.dumps({"rest_answer": [a.decode() for a in serve(**feeds)["answer"].numpy()]}))
 """
 
@@ -208,3 +209,23 @@ def test_clevr_model_answers_english_questions_without_relzoo(tmp_path):
     assert [a.decode() for a in got["answer"]] == relzoo.decode_answers("rn_clevr", want)
     assert len(json.loads(out.stdout.strip().splitlines()[-1])["rest_answer"]) == 1
     assert "answer_text" in rexport.describe("rn_clevr", target)
+
+
+def _published():
+    return sorted(p.parent.name for p in (ROOT / "saved_models").glob("*/card.json"))
+
+
+@pytest.mark.parametrize("name", _published())
+def test_published_artifact_serves_without_relzoo(name, tmp_path, monkeypatch):
+    """Each published artifact, exported as a user would, answers test questions in a relzoo-free
+    process exactly as the Keras model does."""
+    monkeypatch.delenv(relzoo.zoo.HOME_ENV, raising=False)
+    target = rexport.export(name, tmp_path / "models")  # the published weights
+    model = relzoo.load(name)
+    examples = dataset_split(relzoo.zoo.get_entry(name).dataset, "test")
+    inputs = examples.batch(np.arange(0, min(len(examples), 48), 3))
+    got, stdout = _serve_without_relzoo(target, inputs, tmp_path)
+    want = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(got["answer_id"], np.argmax(want, -1))
+    assert len(json.loads(stdout.strip().splitlines()[-1])["rest_answer"]) == 1
