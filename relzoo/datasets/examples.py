@@ -156,6 +156,7 @@ class Examples:
         scenes = {k: tf.constant(v) for k, v in self.scenes.items()}
         scale = dict(self.scale)
 
+        @tf.autograph.experimental.do_not_convert  # plain graph ops; AutoGraph only warned about the closure
         def finish(x, y):
             x = dict(x)
             index = x.pop("__scene_index", None)
