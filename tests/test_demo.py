@@ -219,3 +219,9 @@ def test_published_model_demo_matches_its_card(name, tmp_path, monkeypatch):
 
     assert Image.open(out).size[0] > 600
 
+
+
+def test_readme_first_command_runs_the_demo():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- main-command -->", 1)[1].split("```", 2)[1]
+    assert "relzoo demo" in block, block
