@@ -444,6 +444,11 @@ def search_dirs(name):
     return dirs
 
 
+def shipped_models():
+    """Names with a published artifact (a card) in the source tree's `saved_models/`, sorted."""
+    return sorted(p.parent.name for p in SAVED_MODELS.glob(f"*/{artifacts.CARD_FILE}"))
+
+
 def artifact_dir(name):
     """The first folder holding `name`'s card, or None."""
     for d in search_dirs(name):

@@ -184,15 +184,10 @@ def test_demo_clevr_state(tiny_clevr_weights, tmp_path):
 
 def _published_demo_models():
     """Published artifacts whose data set the demo shows (they become tested as they land)."""
-    from relzoo import artifacts, zoo
+    from relzoo import zoo
     from relzoo.demo import DEMO_DATASETS
 
-    names = []
-    for card in sorted((ROOT / "saved_models").glob("*/card.json")):
-        name = card.parent.name
-        if name in zoo.list_models(include_test=True) and zoo.get_entry(name).dataset.get("name") in DEMO_DATASETS:
-            names.append(name)
-    return names
+    return [n for n in zoo.shipped_models() if zoo.get_entry(n).dataset.get("name") in DEMO_DATASETS]
 
 
 @pytest.mark.parametrize("name", _published_demo_models())
@@ -218,7 +213,6 @@ def test_published_model_demo_matches_its_card(name, tmp_path, monkeypatch):
     from PIL import Image
 
     assert Image.open(out).size[0] > 600
-
 
 
 def test_readme_first_command_runs_the_demo():

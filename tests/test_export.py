@@ -211,11 +211,7 @@ def test_clevr_model_answers_english_questions_without_relzoo(tmp_path):
     assert "answer_text" in rexport.describe("rn_clevr", target)
 
 
-def _published():
-    return sorted(p.parent.name for p in (ROOT / "saved_models").glob("*/card.json"))
-
-
-@pytest.mark.parametrize("name", _published())
+@pytest.mark.parametrize("name", relzoo.zoo.shipped_models())
 def test_published_artifact_serves_without_relzoo(name, tmp_path, monkeypatch):
     """Each published artifact, exported as a user would, answers test questions in a relzoo-free
     process exactly as the Keras model does."""

@@ -196,11 +196,7 @@ def test_artifacts_are_saved_without_optimizer_state(tmp_path):
     assert model.optimizer is not None and model.compiled  # the caller's model is left as it was
 
 
-def _published():
-    return sorted(p.parent.name for p in (ROOT / "saved_models").glob("*/card.json"))
-
-
-@pytest.mark.parametrize("name", _published())
+@pytest.mark.parametrize("name", zoo.shipped_models())
 def test_published_artifacts_load_and_match_their_cards(name, monkeypatch):
     monkeypatch.delenv(zoo.HOME_ENV, raising=False)
     card = artifacts.read_card(ROOT / "saved_models" / name)
