@@ -2,12 +2,15 @@
 
     python -m benchmarks.train_step                       # Sort-of-CLEVR: float32 and mixed_bfloat16, XLA on and off
     python -m benchmarks.train_step --suite clevr         # the CLEVR models (4 vs 5 convs, state descriptions)
+    python -m benchmarks.train_step --suite nth_farthest  # the RMC and its LSTM baseline (batch 256)
 
-Measures `model.fit` samples (questions) per second at batch 64, after one warm-up epoch:
+Measures `model.fit` samples (questions) per second, after one warm-up epoch, at batch 64
+(256 for `nth_farthest`, the recipes' batch):
 - `sort_of_clevr`: the paper-size RN (g 4 x 256), a half-width RN (g 4 x 128, f 128) and
   the CNN+MLP baseline on 75x75 images and 18-d questions;
-- `clevr`: `rn_clevr` as registered (128x128 images, token questions) with 4 convs (8x8 map,
-  64 objects, 4,096 pairs) and with 5 (4x4, 16 objects, 256 pairs), and `rn_clevr_state`.
+- `clevr`: `rn_clevr` (128x128 images, token questions) with the paper's 4 convs (8x8 map,
+  64 objects, 4,096 pairs) and with 5 as registered (4x4, 16 objects, 256 pairs), and `rn_clevr_state`;
+- `nth_farthest`: `rmc_nth_farthest` and `lstm_nth_farthest` as registered (8 steps of 40).
 Each setting runs in a fresh process (the precision policy is global).
 """
 
@@ -25,12 +28,17 @@ SUITES = {
         "cnn_mlp": dict(builder="cnn_mlp", kwargs={}),
     },
     "clevr": {
-        "rn_clevr 4 convs": dict(zoo="rn_clevr", kwargs={}),
-        "rn_clevr 5 convs": dict(zoo="rn_clevr", kwargs={"conv_layers": 5}),
+        "rn_clevr 4 convs": dict(zoo="rn_clevr", kwargs={"conv_layers": 4}),
+        "rn_clevr 5 convs": dict(zoo="rn_clevr", kwargs={"conv_layers": 5}),  # as registered
         "rn_clevr_state": dict(zoo="rn_clevr_state", kwargs={}),
     },
+    "nth_farthest": {
+        "rmc_nth_farthest": dict(zoo="rmc_nth_farthest", kwargs={}),
+        "lstm_nth_farthest": dict(zoo="lstm_nth_farthest", kwargs={}),
+    },
 }
-STEPS = {"sort_of_clevr": 8, "clevr": 4}
+STEPS = {"sort_of_clevr": 8, "clevr": 8, "nth_farthest": 16}
+BATCH = {"sort_of_clevr": 64, "clevr": 64, "nth_farthest": 256}
 
 
 def _inputs(model, n, rng):
@@ -49,7 +57,7 @@ def _inputs(model, n, rng):
     return x
 
 
-def worker(suite, policy, xla, batch=64):
+def worker(suite, policy, xla):
     import numpy as np
 
     import keras
@@ -58,6 +66,7 @@ def worker(suite, policy, xla, batch=64):
 
     keras.mixed_precision.set_global_policy(policy)
     rng = np.random.default_rng(0)
+    batch = BATCH[suite]
     n = batch * STEPS[suite]
     out = {}
     for name, spec in SUITES[suite].items():

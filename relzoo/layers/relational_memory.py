@@ -92,6 +92,9 @@ class RelationalMemoryCell(keras.layers.Layer):
             (the input projection, the query/key/value projection, the MLPs and
             both gate projections). The LayerNorms start at scale 1, offset 0.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+            Under a 16-bit policy such as `"mixed_bfloat16"` the projections
+            run in that dtype, the LayerNorm statistics and the attention
+            softmax in float32, and the weights stay float32.
 
     Call arguments:
         inputs: float tensor `(batch, input_dim)`, one time step.
@@ -312,11 +315,14 @@ class RelationalMemoryCell(keras.layers.Layer):
         return y if bias is None else y + ops.cast(bias, x.dtype)
 
     def _layer_norm(self, x, weights):
+        """LayerNorm over features; the statistics in float32 under a 16-bit policy."""
         gamma, beta = weights
+        dtype = x.dtype
+        x = ops.cast(x, "float32")
         mean = ops.mean(x, axis=-1, keepdims=True)
         var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
         x = (x - mean) * ops.rsqrt(var + self.layer_norm_epsilon)
-        return x * ops.cast(gamma, x.dtype) + ops.cast(beta, x.dtype)
+        return ops.cast(x * ops.cast(gamma, "float32") + ops.cast(beta, "float32"), dtype)
 
     def _attention(self, memory, qkv_kernel):
         """Multi-head dot-product attention of the rows of `memory` over each other.
@@ -332,7 +338,8 @@ class RelationalMemoryCell(keras.layers.Layer):
         key = qkv[..., k : 2 * k]  # (batch, h, n, k)
         value = qkv[..., 2 * k :]  # (batch, h, n, v)
         logits = ops.matmul(q, ops.swapaxes(key, -1, -2))  # (batch, h, n, n)
-        weights = ops.softmax(logits, axis=-1)  # rows: queries; columns: keys
+        weights = ops.softmax(ops.cast(logits, "float32"), axis=-1)  # rows: queries; columns: keys
+        weights = ops.cast(weights, value.dtype)
         out = ops.matmul(weights, value)  # (batch, h, n, v)
         out = ops.transpose(out, (0, 2, 1, 3))  # (batch, n, h, v)
         return ops.reshape(out, (-1, n, h * v)), weights  # (batch, n, mem_size)
