@@ -192,6 +192,20 @@ def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):
     assert train._data_fingerprint(other["dataset"], "train") != train._data_fingerprint(recipe["dataset"], "train")
 
 
+def test_prepare_data_only_fills_the_cache_that_training_then_uses(tmp_path):
+    run_dir = tmp_path / "run"
+    prepared = _train(run_dir, *SMALL, "train.epochs=1", "--prepare-data")
+    assert prepared.returncode == 0, prepared.stderr
+    assert "data ready" in prepared.stdout
+    assert sorted(f.name.split("-")[0] for f in (run_dir / "data").glob("*.npz")) == ["test", "train", "validation"]
+    assert not (run_dir / "backup").exists() and not (run_dir / "epochs.json").exists()  # nothing trained
+    trained = _train(run_dir, *SMALL, "train.epochs=1")
+    assert trained.returncode == 0, trained.stderr
+    assert trained.stdout.count("from the cache") == 3 and "generated the" not in trained.stdout
+    refused = _train(tmp_path / "other", *SMALL, "--prepare-data", "--no-data-cache")
+    assert refused.returncode == 2 and "cannot be combined" in refused.stderr
+
+
 def test_concurrent_writers_of_one_cache_file_all_succeed(tmp_path, monkeypatch):
     """The workers of a multi-worker run share a run directory and may cache the same split at once."""
     import time

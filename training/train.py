@@ -17,6 +17,8 @@ The run folder (`--run-dir`, default `runs/<name>`) holds:
                     continues from the last completed epoch;
   logs/             TensorBoard: train/ and validation/ scalars, the learning rate,
                     and the run's hyperparameters (HParams plugin);
+  data/             the generated splits (.npz, keyed by the data spec and the data set
+                    code), reused when the run resumes; `--prepare-data` only fills it;
   artifact/         the trained model.keras and its card.json (or saved_models/<name>/
                     with --publish).
 A NaN loss stops the run with a message; the last good checkpoint is kept.
@@ -63,6 +65,8 @@ def parse_args(argv):
     p.add_argument("--restart", action="store_true", help="discard the run's checkpoint and start over")
     p.add_argument("--no-data-cache", action="store_true",
                    help="generate the data on every start instead of keeping it in RUN_DIR/data/")
+    p.add_argument("--prepare-data", action="store_true",
+                   help="only generate the recipe's data into RUN_DIR/data/ (the cache a later run reuses), then exit")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras verbosity: 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
     return p.parse_args(argv)
@@ -696,6 +700,16 @@ def main(argv=None):
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     print_header(recipe, strategy_name, replicas, run_dir, backend)
     (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
+    if args.prepare_data:
+        if args.no_data_cache:
+            print("train: error: --prepare-data writes the data cache; it cannot be combined with --no-data-cache.",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        started = time.perf_counter()
+        load_data(recipe, cache_dir=run_dir / "data")
+        print(f"train: data ready in {run_dir / 'data'} ({time.perf_counter() - started:.0f} s); "
+              f"the same command without --prepare-data trains on it.", flush=True)
+        return 0
     data = load_data(recipe, cache_dir=None if args.no_data_cache else run_dir / "data")
 
     start = time.perf_counter()
