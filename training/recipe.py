@@ -23,6 +23,9 @@ TRAIN_DEFAULTS = {
     # batches of `batch_size` training examples over which BatchNormalization's statistics are
     # recomputed under the final weights, and at each epoch's end before validation (0: off)
     "bn_recalibration_batches": 200,
+    # > 0: each training batch is this many scenes with all their questions, and the image
+    # encoder runs once per scene (training/scene_batches.py); 0: batches of `batch_size` questions
+    "scenes_per_batch": 0,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -88,6 +91,9 @@ def validate(recipe, source="recipe"):
     if not isinstance(train["bn_recalibration_batches"], int) or train["bn_recalibration_batches"] < 0:
         raise RecipeError(f"{source}: train.bn_recalibration_batches must be an integer >= 0, "
                           f"got {train['bn_recalibration_batches']!r}.")
+    if not isinstance(train["scenes_per_batch"], int) or train["scenes_per_batch"] < 0:
+        raise RecipeError(f"{source}: train.scenes_per_batch must be an integer >= 0 (0: off), "
+                          f"got {train['scenes_per_batch']!r}.")
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] <= 0:
             raise RecipeError(f"{source}: train.{key} must be a positive integer, got {train[key]!r}.")

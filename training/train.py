@@ -192,12 +192,16 @@ def loss_fn():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def compile_for_training(model, train):
+    """Compiles `model` for `fit` with the recipe's optimizer, loss and metrics."""
+    model.compile(optimizer=make_optimizer(train), loss=loss_fn(), metrics=["accuracy"],
+                  jit_compile=bool(train["jit_compile"]))
+    return model
+
+
 def compiled_model(recipe):
     """The recipe's model, compiled for `fit` as every trainer and tuner run compiles it."""
-    model = build_model(recipe)
-    model.compile(optimizer=make_optimizer(recipe["train"]), loss=loss_fn(), metrics=["accuracy"],
-                  jit_compile=bool(recipe["train"]["jit_compile"]))
-    return model
+    return compile_for_training(build_model(recipe), recipe["train"])
 
 
 def _data_code():
@@ -359,17 +363,20 @@ def _keras_callbacks():
             return sum(e["seconds"] for e in self.epochs)
 
     class PreciseBatchNorm(keras.callbacks.Callback):
-        """At each epoch's end: recompute BatchNormalization statistics (`recalibrate_batch_norm`),
-        then validate, so that `val_*` (and the checkpoint) reflect what the model does at inference."""
+        """At each epoch's end: recompute BatchNormalization statistics (`recalibrate_batch_norm`,
+        unless `batches` is 0), then validate, so that `val_*` (and the checkpoint) reflect what the
+        model does at inference. `target` is the model to recalibrate and validate: the model being
+        fit, or the model whose layers it shares (scene-grouped training fits a twin)."""
 
-        def __init__(self, examples, batches, batch_size, seed, val_data):
+        def __init__(self, target, examples, batches, batch_size, seed, val_data):
             super().__init__()
-            self.examples, self.batches, self.batch_size = examples, batches, batch_size
+            self.target, self.examples, self.batches, self.batch_size = target, examples, batches, batch_size
             self.seed, self.val_data = seed, val_data
 
         def on_epoch_end(self, epoch, logs=None):
-            recalibrate_batch_norm(self.model, self.examples, self.batches, self.batch_size, self.seed + epoch)
-            result = self.model.evaluate(self.val_data, verbose=0, return_dict=True)
+            if self.batches:
+                recalibrate_batch_norm(self.target, self.examples, self.batches, self.batch_size, self.seed + epoch)
+            result = self.target.evaluate(self.val_data, verbose=0, return_dict=True)
             if logs is not None:
                 logs.update({f"val_{k}": float(v) for k, v in result.items()})
 
@@ -400,8 +407,14 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     train = recipe["train"]
     NaNGuard, GuardedBackup, Throughput, PreciseBatchNorm = _keras_callbacks()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    grouped = train["scenes_per_batch"]
     with scope:
         model = compiled_model(recipe)
+        fit_model = model
+        if grouped:  # a twin sharing the model's layers, fed K scenes with all their questions a batch
+            from training.scene_batches import scene_grouped_model
+
+            fit_model = compile_for_training(scene_grouped_model(model, data["train"].scenes), train)
     guard = NaNGuard()
     backup_dir = run_dir / "backup"
     done = completed_epochs(backup_dir)
@@ -414,18 +427,27 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         write_hparams(run_dir / "logs", recipe, recipe["name"])
     else:  # JAX (or another backend): numpy batches, no TensorFlow
         print("train: TensorBoard logs need TensorFlow; not written on this backend.", flush=True)
-    fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done)
+    if grouped:
+        from training.scene_batches import SceneBatches
+
+        fit_data = SceneBatches(data["train"], grouped, seed=recipe["seed"], shuffle=True, start_epoch=done)
+        print(f"train: scene-grouped batches: {grouped} scenes with all their questions a batch, "
+              f"{len(fit_data)} batches an epoch.", flush=True)
+    else:
+        fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done)
     val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend)
-    if batch_norm_layers(model) and train["bn_recalibration_batches"] and train["strategy"] == "default":
-        # validation after recomputing the BatchNormalization statistics (first, so that every
-        # later callback, the checkpoint and the logs see the recalibrated model and metrics)
-        callbacks.insert(0, PreciseBatchNorm(data["train"], train["bn_recalibration_batches"], train["batch_size"],
-                                             recipe["seed"], val_data))
+    recalibrate = bool(batch_norm_layers(model) and train["bn_recalibration_batches"] and train["strategy"] == "default")
+    if recalibrate or grouped:
+        # validation (of the model itself when a twin is fit) after recomputing the BatchNormalization
+        # statistics (first, so that every later callback, the checkpoint and the logs see the
+        # recalibrated model and metrics)
+        callbacks.insert(0, PreciseBatchNorm(model, data["train"], train["bn_recalibration_batches"] if recalibrate
+                                             else 0, train["batch_size"], recipe["seed"], val_data))
         fit_validation = None
     else:
         fit_validation = val_data
     # fit_data reshuffles itself each epoch (tf.data or the PyDataset)
-    history = model.fit(fit_data, validation_data=fit_validation, epochs=train["epochs"], callbacks=callbacks,
+    history = fit_model.fit(fit_data, validation_data=fit_validation, epochs=train["epochs"], callbacks=callbacks,
                         shuffle=False, verbose=verbose)
     if guard.bad is not None:
         raise NaNLossError(nan_message(guard.bad, backup_dir, completed_epochs(backup_dir)))
@@ -689,6 +711,10 @@ def main(argv=None):
         return EXIT_BAD_INPUT
     if args.publish:
         check_publishable(recipe)
+    if recipe["train"]["scenes_per_batch"] and strategy_name != "default":
+        print(f"train: error: train.scenes_per_batch works with the default strategy only, not {strategy_name}; "
+              "set train.scenes_per_batch=0 to train with plain batches.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if strategy_name == "mirrored" and args.cpu_devices and recipe["train"]["jit_compile"]:
         # XLA cannot compile a replica whose variables sit on another logical CPU device.
         print("train: jit_compile off: XLA does not run across logical CPU devices.", flush=True)

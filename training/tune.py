@@ -91,6 +91,10 @@ def main(argv=None):
         return 2
     tune = recipe.get("tune") or {}
     space = tune.get("space") or {}
+    if recipe["train"]["scenes_per_batch"] or "train.scenes_per_batch" in space:
+        print("tune: error: trials train with plain batches of train.batch_size questions; override "
+              "train.scenes_per_batch=0 (and leave it out of [tune.space]) to tune this recipe.", file=sys.stderr)
+        return 2
     if not space:
         print(f"tune: error: {args.recipe} declares no [tune.space].", file=sys.stderr)
         return 2
