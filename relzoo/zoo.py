@@ -350,7 +350,6 @@ _ENTRIES += [
         kwargs={
             "vocab_size": _CLEVR_VOCAB_SIZE,
             "image_size": 128,
-            "question_length": 50,
             "num_answers": 28,
             "embedding_dim": 32,
             "lstm_units": 128,
@@ -383,7 +382,6 @@ _ENTRIES += [
             "vocab_size": _CLEVR_VOCAB_SIZE,
             "num_objects": 10,
             "object_dim": 18,
-            "question_length": 50,
             "num_answers": 28,
             "embedding_dim": 32,
             "lstm_units": 256,

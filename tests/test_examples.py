@@ -47,6 +47,28 @@ def test_tf_dataset_and_py_dataset_match_numpy():
     assert sorted(seen) == sorted(ex.answers)
 
 
+def test_batches_of_padded_ids_are_cut_after_their_longest_row():
+    from relzoo.datasets.examples import trailing_length
+
+    ids = np.zeros((6, 10), np.int32)
+    for row, length in enumerate([3, 7, 2, 5, 1, 4]):
+        ids[row, :length] = np.arange(1, length + 1)
+    ids[5, 1] = 0  # a zero inside a row keeps the columns after it
+    ex = Examples(inputs={"question": ids, "other": ids.copy()}, answers=np.arange(6))
+    assert trailing_length(ids[:3]) == 7 and trailing_length(ids[2:3]) == 2 and trailing_length(ids[2:3], 8) == 8
+    assert trailing_length(np.zeros((2, 10), np.int32)) == 1 and trailing_length(ids, multiple=8) == 8
+    for batches, expected in [
+        (list(ex.tf_dataset(3, trim=["question"]).as_numpy_iterator()), [7, 5]),
+        ([ex.py_dataset(3, trim=["question"])[i] for i in range(2)], [8, 8]),  # a multiple of 8 (at most 10)
+    ]:
+        assert [x["question"].shape[1] for x, _ in batches] == expected
+        for k, (x, _) in enumerate(batches):
+            full = ids[3 * k:3 * k + 3]
+            np.testing.assert_array_equal(x["question"], full[:, :x["question"].shape[1]])  # the kept columns, as they were
+            assert not full[:, x["question"].shape[1]:].any()  # only padding was cut
+            assert x["other"].shape[1] == 10  # inputs not named are left whole
+
+
 def test_bad_examples_are_clear_errors():
     with pytest.raises(ValueError, match="scene_index"):
         Examples(inputs={"q": np.zeros((2, 1))}, answers=[0, 1], scenes={"image": np.zeros((1, 2))})

@@ -104,3 +104,31 @@ def test_rn_clevr_question_padding_and_object_padding_are_ignored(clevr_examples
     noisy = dict(x, objects=np.where(x["object_mask"][..., None], x["objects"], 7.0).astype("float32"))
     np.testing.assert_allclose(model.predict(noisy, verbose=0), base, rtol=1e-5, atol=1e-5)
     assert not np.allclose(model.predict(dict(x, objects=x["objects"] + 0.5), verbose=0), base)
+    # questions of any length: the batch cut after its longest question answers the same
+    from relzoo.datasets.examples import trailing_length
+
+    length = trailing_length(x["question"])
+    assert length < x["question"].shape[1]
+    cut = dict(x, question=x["question"][:, :length])
+    np.testing.assert_allclose(model.predict(cut, verbose=0), base, rtol=1e-5, atol=1e-5)
+    longer = dict(x, question=np.pad(x["question"], ((0, 0), (0, 9))))
+    np.testing.assert_allclose(model.predict(longer, verbose=0), base, rtol=1e-5, atol=1e-5)
+
+
+def test_padded_id_inputs_are_only_masked_token_ids():
+    from relzoo.datasets.clevr.features import Vocabulary
+    from training.train import padded_id_inputs
+
+    vocab = len(Vocabulary.load())
+    for builder in ("rn_clevr_pixels", "rn_clevr_state"):
+        tiny = get_builder(builder)(vocab, g_units=(8,), f_units=(8,), lstm_units=8, embedding_dim=4,
+                                    **({"image_size": 32, "conv_layers": 2, "conv_filters": 4}
+                                       if builder == "rn_clevr_pixels" else {}))
+        assert padded_id_inputs(tiny) == ["question"]
+        fixed = get_builder(builder)(vocab, question_length=50, g_units=(8,), f_units=(8,), lstm_units=8,
+                                     embedding_dim=4, **({"image_size": 32, "conv_layers": 2, "conv_filters": 4}
+                                                         if builder == "rn_clevr_pixels" else {}))
+        assert padded_id_inputs(fixed) == []
+    ids = keras.Input((None,), dtype="int32", name="question")
+    unmasked = keras.Model({"question": ids}, keras.layers.LSTM(4)(keras.layers.Embedding(10, 3)(ids)))
+    assert padded_id_inputs(unmasked) == []  # trailing zeros would change its answers

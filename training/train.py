@@ -252,18 +252,37 @@ def load_data(recipe, cache_dir=None):
     return data
 
 
-def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False, start_epoch=0):
+def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False, start_epoch=0, trim=()):
     """What `fit` consumes: a tf.data pipeline on TensorFlow, a numpy PyDataset elsewhere.
 
     A `Stream` (fresh examples each epoch) is always a PyDataset, starting at `start_epoch`.
+    `trim`: token-id inputs whose batches are cut after their longest row (`padded_id_inputs`).
     """
     from relzoo.datasets.examples import Stream
 
     if isinstance(examples, Stream):
         return examples.py_dataset(batch_size, start_epoch=start_epoch)
     if backend == "tensorflow":
-        return examples.tf_dataset(batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder)
-    return examples.py_dataset(batch_size, seed=seed, shuffle=shuffle)
+        return examples.tf_dataset(batch_size, seed=seed, shuffle=shuffle, drop_remainder=drop_remainder, trim=trim)
+    return examples.py_dataset(batch_size, seed=seed, shuffle=shuffle, trim=trim)
+
+
+def padded_id_inputs(model):
+    """The inputs of `model` that batches may cut after their longest row: token ids of any
+    length `(batch, None)` read only by Embedding layers that mask id 0 (so the trailing padding
+    changes no output; for the CLEVR models, an LSTM then runs fewer steps)."""
+    import keras
+
+    inputs = model.input if isinstance(model.input, dict) else {}
+    names = []
+    for name, tensor in inputs.items():
+        if len(tensor.shape) != 2 or tensor.shape[1] is not None or "int" not in str(tensor.dtype):
+            continue
+        readers = [layer for layer in model.layers
+                   if any(any(t is tensor for t in node.input_tensors) for node in layer._inbound_nodes)]
+        if readers and all(isinstance(r, keras.layers.Embedding) and r.mask_zero for r in readers):
+            names.append(name)
+    return names
 
 
 # ------------------------------------------------------------------------- logging
@@ -434,8 +453,10 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         print(f"train: scene-grouped batches: {grouped} scenes with all their questions a batch, "
               f"{len(fit_data)} batches an epoch.", flush=True)
     else:
-        fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done)
-    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend)
+        fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
+                              trim=padded_id_inputs(model))
+    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend,
+                          trim=padded_id_inputs(model))
     recalibrate = bool(batch_norm_layers(model) and train["bn_recalibration_batches"] and train["strategy"] == "default")
     if recalibrate or grouped:
         # validation (of the model itself when a twin is fit) after recomputing the BatchNormalization

@@ -142,8 +142,14 @@ class Examples:
                        scene_index=data["scene_index"] if "scene_index" in data.files else None,
                        scale=meta["scale"], groups=groups)
 
-    def tf_dataset(self, batch_size, seed=0, shuffle=False, drop_remainder=False):
-        """A `tf.data.Dataset` of `(inputs, answers)` batches; scene arrays are gathered per batch."""
+    def tf_dataset(self, batch_size, seed=0, shuffle=False, drop_remainder=False, trim=()):
+        """A `tf.data.Dataset` of `(inputs, answers)` batches; scene arrays are gathered per batch.
+
+        `trim`: names of `(N, T)` token-id inputs padded with 0 whose batches are cut after
+        their last column holding a non-zero id (`trailing_length`): a model that masks id 0
+        gives the same answers, and an LSTM over them runs only as many steps as the batch's
+        longest question. The batches' second dimension then varies.
+        """
         import tensorflow as tf
 
         per_example = dict(self.inputs)
@@ -165,22 +171,38 @@ class Examples:
             for k, factor in scale.items():
                 if k in x:
                     x[k] = tf.cast(x[k], tf.float32) * factor
+            for k in trim:
+                used = tf.cast(tf.reduce_any(tf.not_equal(x[k], 0), axis=0), tf.int32)  # (T,)
+                length = tf.maximum(1, tf.reduce_max(used * tf.range(1, tf.shape(used)[0] + 1)))
+                x[k] = x[k][:, :length]
             return x, y
 
         return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    def py_dataset(self, batch_size, seed=0, shuffle=False):
-        """A `keras.utils.PyDataset` of numpy batches (any backend; reshuffled each epoch)."""
-        return ExampleBatches(self, batch_size, seed=seed, shuffle=shuffle)
+    def py_dataset(self, batch_size, seed=0, shuffle=False, trim=()):
+        """A `keras.utils.PyDataset` of numpy batches (any backend; reshuffled each epoch).
+
+        `trim` as for `tf_dataset`, with the kept length rounded up to a multiple of 8 (so that a
+        compiled step, e.g. JAX's, meets a few shapes, not one per length)."""
+        return ExampleBatches(self, batch_size, seed=seed, shuffle=shuffle, trim=trim)
+
+
+def trailing_length(ids, multiple=1):
+    """Columns of the token ids `(B, T)` up to and including the last one holding a non-zero id,
+    rounded up to a multiple of `multiple` (at least 1, at most T)."""
+    used = np.flatnonzero(np.any(np.asarray(ids) != 0, axis=0))
+    length = int(used[-1]) + 1 if used.size else 1
+    return min(ids.shape[1], -(-length // multiple) * multiple)
 
 
 def _py_dataset_class():
     import keras
 
     class _ExampleBatches(keras.utils.PyDataset):
-        def __init__(self, examples, batch_size, seed=0, shuffle=False):
+        def __init__(self, examples, batch_size, seed=0, shuffle=False, trim=()):
             super().__init__()
             self.examples = examples
+            self.trim = tuple(trim)
             self.batch_size = int(batch_size)
             self.shuffle = shuffle
             self.rng = np.random.default_rng(seed)
@@ -193,7 +215,10 @@ def _py_dataset_class():
 
         def __getitem__(self, i):
             index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-            return self.examples.batch(index), self.examples.answers[index]
+            x = self.examples.batch(index)
+            for k in self.trim:
+                x[k] = x[k][:, :trailing_length(x[k], multiple=8)]
+            return x, self.examples.answers[index]
 
         def on_epoch_end(self):
             if self.shuffle:
@@ -202,9 +227,9 @@ def _py_dataset_class():
     return _ExampleBatches
 
 
-def ExampleBatches(examples, batch_size, seed=0, shuffle=False):
+def ExampleBatches(examples, batch_size, seed=0, shuffle=False, trim=()):
     """`Examples` as a `keras.utils.PyDataset` (built lazily: importing this module needs no Keras)."""
-    return _py_dataset_class()(examples, batch_size, seed=seed, shuffle=shuffle)
+    return _py_dataset_class()(examples, batch_size, seed=seed, shuffle=shuffle, trim=trim)
 
 
 @dataclasses.dataclass

@@ -3,7 +3,9 @@ both with an LSTM over the question's tokens.
 
 Inputs follow the CLEVR features of `relzoo.datasets.clevr.features`: `image` float
 `(batch, 128, 128, 3)` in [0, 1], or `objects` `(batch, 10, 18)` with `object_mask`
-`(batch, 10)` (bool); `question` int32 `(batch, 50)` token ids, 0 (<NULL>) for padding.
+`(batch, 10)` (bool); `question` int32 `(batch, T)` token ids, 0 (<NULL>) for padding, T any
+length (the data sets and `relzoo.encode_questions` pad to 50; the trainer cuts each batch
+after its longest question, which saves LSTM steps and changes no answer, since id 0 is masked).
 Output: `answer_logits` `(batch, 28)` over CLEVR's answers (`executor.ANSWERS`).
 """
 
@@ -22,7 +24,7 @@ def _question_encoder(question, vocab_size, embedding_dim, lstm_units):
 def build_rn_clevr_pixels(
     vocab_size,
     image_size=128,
-    question_length=50,
+    question_length=None,
     num_answers=28,
     embedding_dim=32,
     lstm_units=128,
@@ -42,7 +44,8 @@ def build_rn_clevr_pixels(
     `FeatureMapObjects` (one object per cell, with its coordinates) -> `PairwiseRelation`
     conditioned on the question LSTM's state -> f -> `answer_logits` `(batch, num_answers)`.
     With 128x128 images, 4 convs give an 8x8 map (64 objects, 4,096 pairs); 5 give 4x4
-    (16 objects, 256 pairs), a 16x cheaper relation module.
+    (16 objects, 256 pairs), a 16x cheaper relation module. `question` `(batch, T)`: token
+    ids of any length T when `question_length` is None (the default), else exactly that many.
     """
     image = keras.Input((image_size, image_size, 3), name="image")
     question = keras.Input((question_length,), dtype="int32", name="question")
@@ -60,7 +63,7 @@ def build_rn_clevr_state(
     vocab_size,
     num_objects=10,
     object_dim=18,
-    question_length=50,
+    question_length=None,
     num_answers=28,
     embedding_dim=32,
     lstm_units=256,
@@ -75,6 +78,8 @@ def build_rn_clevr_state(
     `objects` `(batch, num_objects, object_dim)` with `object_mask` `(batch, num_objects)`
     (False for padding; pairs with a padded object are left out) -> `PairwiseRelation`
     conditioned on the question LSTM's state -> f -> `answer_logits` `(batch, num_answers)`.
+    `question` `(batch, T)`: token ids of any length T when `question_length` is None (the
+    default), else exactly that many.
     """
     objects = keras.Input((num_objects, object_dim), name="objects")
     mask = keras.Input((num_objects,), dtype="bool", name="object_mask")
