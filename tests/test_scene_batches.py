@@ -116,6 +116,32 @@ def test_batches_cover_every_question_once_per_epoch_and_resume():
         plain[len(plain)]
 
 
+def test_tf_dataset_is_one_epoch_per_pass_with_cut_questions():
+    rng = np.random.default_rng(2)
+    ex = _examples(num_scenes=6)
+    ids = np.zeros((len(ex), 9), np.int32)
+    for row in range(len(ex)):
+        ids[row, :rng.integers(1, 9)] = rng.integers(1, 20)
+    ex.inputs["tokens"] = ids
+    batches = SceneBatches(ex, 4, seed=1, shuffle=True, trim=["tokens"], trim_multiple=1)
+    twin = SceneBatches(ex, 4, seed=1, shuffle=True, trim=["tokens"], trim_multiple=1)
+    ds = batches.tf_dataset()
+    for epoch in range(2):
+        got = list(ds.as_numpy_iterator())
+        assert len(got) == len(twin) == 2
+        for i, (x, y) in enumerate(got):
+            want_x, want_y = twin[i]
+            assert set(x) == set(want_x)
+            for k in x:
+                np.testing.assert_array_equal(x[k], want_x[k])
+            np.testing.assert_array_equal(y, want_y)
+            assert x["tokens"].shape[1] < 9 or np.any(x["tokens"][:, -1])  # cut after the longest row
+        twin.on_epoch_end()
+    assert batches.epoch == 2  # each pass moved it on to the next epoch's order
+    assert ds.element_spec[0]["tokens"].shape.as_list() == [None, None]
+    assert ds.element_spec[0]["image"].shape.as_list() == [None, 12, 12, 3]
+
+
 def test_errors_say_what_is_expected():
     with pytest.raises(ValueError, match="state-description"):
         scene_grouped_model(build_rn_state(4, 6, 5, 3, g_units=(8,), f_units=(8,)), ["objects"])

@@ -27,7 +27,7 @@ import numpy as np
 
 import keras
 
-from relzoo.datasets.examples import Examples
+from relzoo.datasets.examples import Examples, trailing_length
 
 SLOT = "scene_slot"  # the extra input: each question's row in the batch's scene arrays
 
@@ -143,14 +143,19 @@ class SceneBatches(keras.utils.PyDataset):
     `(B, ...)`, `scene_slot` `(B,)` and answers `(B,)`, B the number of those scenes'
     questions. With `shuffle`, the scenes of epoch e come in the order of a permutation
     seeded by `(seed, e)`, counting from `start_epoch` (a resumed run continues the sequence);
-    without, in data order. Every question appears once per epoch.
+    without, in data order. Every question appears once per epoch. `trim`: token-id inputs
+    cut after the batch's longest row, rounded up to a multiple of `trim_multiple` (see
+    `Examples.tf_dataset`). On TensorFlow, feed `fit` with `tf_dataset()`: the batches' sizes vary,
+    which Keras's own PyDataset adapter, inferring shapes from the first batches, does not allow.
     """
 
-    def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0):
+    def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0, trim=(),
+                 trim_multiple=8):
         super().__init__()
         if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
             raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
         self.examples = examples
+        self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
         self.scenes_per_batch = scenes_per_batch
         self.seed, self.shuffle, self.epoch = int(seed), shuffle, int(start_epoch)
         self.scene_ids, self.questions = scene_groups(examples)
@@ -174,8 +179,30 @@ class SceneBatches(keras.utils.PyDataset):
         x = {k: ex._finish(k, v[index]) for k, v in ex.inputs.items()}
         x.update({k: ex._finish(k, v[self.scene_ids[groups]]) for k, v in ex.scenes.items()})
         x[SLOT] = slot
+        for k in self.trim:
+            x[k] = x[k][:, :trailing_length(x[k], multiple=self.trim_multiple)]
         return x, ex.answers[index]
 
     def on_epoch_end(self):
         self.epoch += 1
         self._order()
+
+    def tf_dataset(self):
+        """A `tf.data.Dataset` of this epoch's batches, then the next epoch's at the next iteration
+        (each pass over it is one epoch and reshuffles for the next, as `fit` iterates per epoch).
+        The batch dimension and the trimmed inputs' second dimension are left unknown."""
+        import tensorflow as tf
+
+        x, y = self[0]
+        spec = {k: tf.TensorSpec((None,) + tuple(None if k in self.trim and d == 1 else n
+                                                 for d, n in enumerate(v.shape[1:], start=1)), tf.as_dtype(v.dtype),
+                                 name=k)
+                for k, v in x.items()}
+
+        def one_epoch():
+            for i in range(len(self)):
+                yield self[i]
+            self.on_epoch_end()
+
+        signature = (spec, tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
+        return tf.data.Dataset.from_generator(one_epoch, output_signature=signature).prefetch(2)

@@ -449,9 +449,11 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     if grouped:
         from training.scene_batches import SceneBatches
 
-        fit_data = SceneBatches(data["train"], grouped, seed=recipe["seed"], shuffle=True, start_epoch=done)
+        batches = SceneBatches(data["train"], grouped, seed=recipe["seed"], shuffle=True, start_epoch=done,
+                               trim=padded_id_inputs(model), trim_multiple=1 if backend == "tensorflow" else 8)
         print(f"train: scene-grouped batches: {grouped} scenes with all their questions a batch, "
-              f"{len(fit_data)} batches an epoch.", flush=True)
+              f"{len(batches)} batches an epoch.", flush=True)
+        fit_data = batches.tf_dataset() if backend == "tensorflow" else batches
     else:
         fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
                               trim=padded_id_inputs(model))

@@ -1,0 +1,92 @@
+"""What the trainer's CLEVR batching saves, measured on CLEVR-world data.
+
+    python -m benchmarks.clevr_batches
+
+Trains the registered `rn_clevr` and `rn_clevr_state` (mixed_bfloat16 without XLA, as their
+recipes) for two epochs of the same questions, fed as the trainer feeds them:
+- `rn_clevr`, batches of 64 questions, each with its own copy of its image, 50 tokens;
+- `rn_clevr`, the same with each batch cut after its longest question;
+- `rn_clevr`, 8 scenes a batch with all their questions (`train.scenes_per_batch = 8`:
+  the convs run once per scene, `training/scene_batches.py`), cut after the longest question;
+- `rn_clevr_state`, batches of 128 questions of 50 tokens, then cut after the longest.
+
+Reports questions per second (wall clock) and per CPU-second (`time.process_time`, all
+threads), of the second epoch. The second holds when another process shares the CPU; the
+first is what a run alone on the machine sees.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _measure(model, data, count):
+    model.fit(data, epochs=1, verbose=0)  # graph building and warm-up
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(data, epochs=1, verbose=0)
+    return {"questions_per_s": round(count / (time.perf_counter() - wall), 1),
+            "questions_per_cpu_s": round(count / (time.process_time() - cpu), 1)}
+
+
+def run(pixel_scenes=64, state_scenes=128):
+    import keras
+
+    from relzoo import zoo
+    from relzoo.datasets.clevr import dataset
+    from relzoo.models import get_builder
+    from training.scene_batches import SceneBatches, scene_grouped_model
+    from training.train import compile_for_training, padded_id_inputs
+    from training.recipe import TRAIN_DEFAULTS
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    train = dict(TRAIN_DEFAULTS, jit_compile=False, learning_rate=2.5e-4)
+    rows = {}
+    pixels = dataset.generate_examples(pixel_scenes, seed=0, split="validation", representation="pixels")
+    state = dataset.generate_examples(state_scenes, seed=0, split="validation", representation="state")
+    for label, examples, name, batch, mode in [
+        ("rn_clevr, 64 questions a batch, 50 tokens", pixels, "rn_clevr", 64, "plain"),
+        ("rn_clevr, 64 questions a batch, cut after the longest", pixels, "rn_clevr", 64, "cut"),
+        ("rn_clevr, 8 scenes a batch (all their questions), cut after the longest", pixels, "rn_clevr", 8,
+         "scenes"),
+        ("rn_clevr_state, 128 questions a batch, 50 tokens", state, "rn_clevr_state", 128, "plain"),
+        ("rn_clevr_state, 128 questions a batch, cut after the longest", state, "rn_clevr_state", 128, "cut"),
+    ]:
+        entry = zoo.get_entry(name)
+        keras.utils.set_random_seed(0)
+        model = get_builder(entry.builder)(**entry.kwargs)
+        if mode == "scenes":
+            trim = padded_id_inputs(model)
+            model = scene_grouped_model(model, examples.scenes)
+            data = SceneBatches(examples, batch, seed=0, shuffle=True, trim=trim, trim_multiple=1).tf_dataset()
+        else:
+            data = examples.tf_dataset(batch, seed=0, shuffle=True,
+                                       trim=padded_id_inputs(model) if mode == "cut" else ())
+        compile_for_training(model, train)
+        rows[label] = _measure(model, data, len(examples))
+        print(f"{label}: {rows[label]}", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pixel-scenes", type=int, default=64, help="rendered scenes (10 questions each)")
+    p.add_argument("--state-scenes", type=int, default=128, help="state-description scenes (10 questions each)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    args = p.parse_args(argv)
+    rows = run(args.pixel_scenes, args.state_scenes)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print("| setting | questions/s | questions per CPU-second |")
+    print("|---|---|---|")
+    for label, r in rows.items():
+        print(f"| {label} | {r['questions_per_s']:.1f} | {r['questions_per_cpu_s']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
