@@ -446,19 +446,19 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         write_hparams(run_dir / "logs", recipe, recipe["name"])
     else:  # JAX (or another backend): numpy batches, no TensorFlow
         print("train: TensorBoard logs need TensorFlow; not written on this backend.", flush=True)
+    trim = padded_id_inputs(model)
     if grouped:
         from training.scene_batches import SceneBatches
 
         batches = SceneBatches(data["train"], grouped, seed=recipe["seed"], shuffle=True, start_epoch=done,
-                               trim=padded_id_inputs(model), trim_multiple=1 if backend == "tensorflow" else 8)
+                               trim=trim, trim_multiple=1 if backend == "tensorflow" else 8)
         print(f"train: scene-grouped batches: {grouped} scenes with all their questions a batch, "
               f"{len(batches)} batches an epoch.", flush=True)
         fit_data = batches.tf_dataset() if backend == "tensorflow" else batches
     else:
         fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
-                              trim=padded_id_inputs(model))
-    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend,
-                          trim=padded_id_inputs(model))
+                              trim=trim)
+    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend, trim=trim)
     recalibrate = bool(batch_norm_layers(model) and train["bn_recalibration_batches"] and train["strategy"] == "default")
     if recalibrate or grouped:
         # validation (of the model itself when a twin is fit) after recomputing the BatchNormalization
