@@ -19,7 +19,7 @@ What changes, and what does not:
 - Which scenes go together changes every epoch: the order is a permutation seeded by
   `(seed, epoch)`, so a resumed run sees the batches it would have seen uninterrupted.
 
-On this project's 2-core CPU it gives `rn_clevr` (5 convs) 1.6x to 1.9x the questions per
+On this project's 2-core CPU it gives `rn_clevr` (5 convs) 1.8x the questions per
 CPU-second (`python -m benchmarks.clevr_batches`, `mixed_bfloat16`, 8 scenes a batch).
 """
 
