@@ -263,8 +263,12 @@ def test_chunking_bounds_training_memory(xla):
     chunked.set_weights(full.get_weights())
     full_peak, full_grads = _training_step_peak_bytes(full, objects, cond, xla)
     chunked_peak, chunked_grads = _training_step_peak_bytes(chunked, objects, cond, xla)
-    for a, b in zip(full_grads, chunked_grads):  # float32 sums of 4096 pairs in another order
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * float(np.max(np.abs(b))))
+    # float32 sums of 4096 pairs in another order, and in an order that follows the threads the
+    # CPU gives (it changes under load): an element whose terms cancel moves by up to about
+    # eps * 4096 * max|b| (0.03% of max|b|; seen: 0.29 on a max of 727). A chunk lost or
+    # counted twice moves elements by a sizeable fraction of max|b|.
+    for a, b in zip(full_grads, chunked_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * float(np.max(np.abs(b))))
     print(f"peak bytes: unchunked {full_peak}, chunked {chunked_peak}")
     # one (b, n, n, 128) float32 activation is 8 MiB; unchunked keeps several alive
     assert full_peak > 16 * 2**20
