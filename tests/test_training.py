@@ -167,6 +167,40 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     assert card["training"]["train_time_s"] == pytest.approx(sum(e["seconds"] for e in epochs), abs=0.2)
 
 
+CHECKPOINT_ORDER = r"""
+import json, sys
+from pathlib import Path
+import keras
+from training import train
+
+run = Path(sys.argv[1])
+original = keras.callbacks.BackupAndRestore._save_model
+
+def save_and_report(self):
+    original(self)  # the moment a kill would leave this checkpoint as the last one
+    saved = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+    logged = len(json.loads((run / "epochs.json").read_text()))
+    print(f"checkpoint {saved} logged {logged}", flush=True)
+
+keras.callbacks.BackupAndRestore._save_model = save_and_report
+sys.exit(train.main(sys.argv[2:]))
+"""
+
+
+def test_every_checkpoint_comes_after_its_epoch_is_logged(tmp_path):
+    """A kill right after any checkpoint leaves an epoch log that covers it (the resumed run's
+    curves and training time then hold every epoch)."""
+    run = tmp_path / "run"
+    out = subprocess.run([sys.executable, "-c", CHECKPOINT_ORDER, str(run), RECIPE, *SMALL, "train.epochs=3",
+                          "--run-dir", str(run), "--verbose", "0"],
+                         cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = [tuple(int(w) for w in line.split()[1::2]) for line in out.stdout.splitlines()
+            if line.startswith("checkpoint ")]
+    assert [saved for saved, _ in seen] == [1, 2, 3]
+    assert all(logged >= saved for saved, logged in seen), seen
+
+
 def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):
     from training import train
 

@@ -440,7 +440,10 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     if done:
         print(f"train: resuming from the checkpoint in {backup_dir}: {done} of {train['epochs']} epochs done.", flush=True)
     throughput = Throughput(len(data["train"]), run_dir / "epochs.json", done)
-    callbacks = [guard, GuardedBackup(guard, backup_dir=str(backup_dir), delete_checkpoint=False), throughput]
+    # The epoch log is written before the checkpoint: a run killed between the two has logged an
+    # epoch the checkpoint lacks (dropped on resume, and that epoch runs again), never the reverse,
+    # which would leave the resumed run's curves and training time one epoch short.
+    callbacks = [guard, throughput, GuardedBackup(guard, backup_dir=str(backup_dir), delete_checkpoint=False)]
     if backend == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch"))
         write_hparams(run_dir / "logs", recipe, recipe["name"])
