@@ -121,14 +121,11 @@ def test_padded_id_inputs_are_only_masked_token_ids():
 
     vocab = len(Vocabulary.load())
     for builder in ("rn_clevr_pixels", "rn_clevr_state"):
-        tiny = get_builder(builder)(vocab, g_units=(8,), f_units=(8,), lstm_units=8, embedding_dim=4,
-                                    **({"image_size": 32, "conv_layers": 2, "conv_filters": 4}
-                                       if builder == "rn_clevr_pixels" else {}))
-        assert padded_id_inputs(tiny) == ["question"]
-        fixed = get_builder(builder)(vocab, question_length=50, g_units=(8,), f_units=(8,), lstm_units=8,
-                                     embedding_dim=4, **({"image_size": 32, "conv_layers": 2, "conv_filters": 4}
-                                                         if builder == "rn_clevr_pixels" else {}))
-        assert padded_id_inputs(fixed) == []
+        kwargs = dict(g_units=(8,), f_units=(8,), lstm_units=8, embedding_dim=4)
+        if builder == "rn_clevr_pixels":
+            kwargs.update(image_size=32, conv_layers=2, conv_filters=4)
+        assert padded_id_inputs(get_builder(builder)(vocab, **kwargs)) == ["question"]
+        assert padded_id_inputs(get_builder(builder)(vocab, question_length=50, **kwargs)) == []
     ids = keras.Input((None,), dtype="int32", name="question")
     unmasked = keras.Model({"question": ids}, keras.layers.LSTM(4)(keras.layers.Embedding(10, 3)(ids)))
     assert padded_id_inputs(unmasked) == []  # trailing zeros would change its answers
