@@ -170,19 +170,18 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
 CHECKPOINT_ORDER = r"""
 import json, sys
 from pathlib import Path
-import keras
 from training import train
 
 run = Path(sys.argv[1])
-original = keras.callbacks.BackupAndRestore._save_model
+original = train.write_checkpoint
 
-def save_and_report(self):
-    original(self)  # the moment a kill would leave this checkpoint as the last one
-    saved = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+def save_and_report(*args):
+    original(*args)  # the moment a kill would leave this checkpoint as the last one
+    saved = train.completed_epochs(run / "backup")
     logged = len(json.loads((run / "epochs.json").read_text()))
     print(f"checkpoint {saved} logged {logged}", flush=True)
 
-keras.callbacks.BackupAndRestore._save_model = save_and_report
+train.write_checkpoint = save_and_report
 sys.exit(train.main(sys.argv[2:]))
 """
 
@@ -199,6 +198,76 @@ def test_every_checkpoint_comes_after_its_epoch_is_logged(tmp_path):
             if line.startswith("checkpoint ")]
     assert [saved for saved, _ in seen] == [1, 2, 3]
     assert all(logged >= saved for saved, logged in seen), seen
+
+
+def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tmp_path, monkeypatch):
+    import keras
+    from training import train
+
+    NaNGuard, GuardedBackup, _, _ = train._keras_callbacks()
+
+    def trained(seed):
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(np.ones((4, 3)), np.full((4, 2), seed, "float32"), verbose=0)
+        return model
+
+    def resume_into(model):
+        callback = GuardedBackup(NaNGuard(), backup_dir=str(backup))
+        callback.set_model(model)
+        callback.on_train_begin()
+        return model
+
+    def assert_same_weights(a, b):
+        for x, y in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y))
+
+    backup = tmp_path / "backup"
+    first = trained(1)
+    train.write_checkpoint(first, backup, 1)
+    assert train.completed_epochs(backup) == 1
+
+    # killed while the weights are being written: the previous checkpoint is untouched
+    def dies_midway(self, filepath, overwrite=True):
+        Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n half of a file")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(keras.Model, "save_weights", dies_midway)
+        with pytest.raises(KeyboardInterrupt):
+            train.write_checkpoint(trained(2), backup, 2)
+    assert train.completed_epochs(backup) == 1
+    resumed = resume_into(trained(3))
+    assert resumed._initial_epoch == 1
+    assert_same_weights(resumed, first)
+
+    # killed after the weights, before Keras's metadata file: the weights carry their own epoch
+    second = trained(2)
+    real_replace = os.replace
+
+    def dies_before_the_metadata(src, dst):
+        if Path(dst).name == "training_metadata.json":
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", dies_before_the_metadata)
+        with pytest.raises(KeyboardInterrupt):
+            train.write_checkpoint(second, backup, 2)
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    assert train.completed_epochs(backup) == 2
+    resumed = resume_into(trained(3))
+    assert resumed._initial_epoch == 2
+    assert_same_weights(resumed, second)
+
+    # a damaged checkpoint stops the run with a clear error and is left as it was
+    weights = backup / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:200])
+    damaged = weights.read_bytes()
+    with pytest.raises(train.CheckpointError, match="cannot be loaded into this run's model.*move the folder"):
+        resume_into(trained(3))
+    assert weights.read_bytes() == damaged
 
 
 def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):

@@ -22,7 +22,7 @@ The run folder (`--run-dir`, default `runs/<name>`) holds:
   artifact/         the trained model.keras and its card.json (or saved_models/<name>/
                     with --publish).
 A NaN loss stops the run with a message; the last good checkpoint is kept.
-Exit codes: 0 done, 2 bad recipe or arguments, 3 NaN loss.
+Exit codes: 0 done, 2 bad recipe or arguments, 3 NaN loss, 4 unreadable checkpoint.
 """
 
 import argparse
@@ -42,10 +42,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_BAD_INPUT = 2
 EXIT_NAN = 3
+EXIT_BAD_CHECKPOINT = 4
 
 
 class NaNLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class CheckpointError(RuntimeError):
+    """The run folder's checkpoint cannot be read."""
 
 
 # --------------------------------------------------------------------------- setup
@@ -345,7 +350,19 @@ def _keras_callbacks():
 
         def _save_model(self):
             if self.guard.bad is None:
-                super()._save_model()
+                write_checkpoint(self.model, self.backup_dir, self._current_epoch)
+
+        def on_train_begin(self, logs=None):
+            weights = Path(self.backup_dir) / CHECKPOINT_WEIGHTS
+            if not weights.is_file():
+                return
+            try:
+                self._load_model()
+            except (OSError, ValueError) as err:
+                raise CheckpointError(
+                    f"the checkpoint {weights} cannot be loaded into this run's model ({err}). It was not changed. To start this run over, "
+                    f"move the folder {self.backup_dir} away; to continue it, restore a good copy there.") from err
+            self.model._initial_epoch = completed_epochs(self.backup_dir)
 
     class Throughput(keras.callbacks.Callback):
         """Per-epoch time and logs, kept in `epochs.json` across resumed invocations.
@@ -409,9 +426,58 @@ def read_epoch_log(path):
         return []
 
 
+CHECKPOINT_WEIGHTS = "latest.weights.h5"  # the names BackupAndRestore reads
+CHECKPOINT_META = "training_metadata.json"
+CHECKPOINT_EPOCH_ATTR = "relzoo_completed_epochs"
+
+
+def write_checkpoint(model, backup_dir, epoch):
+    """Writes the resumable checkpoint of a model that has completed `epoch` epochs.
+
+    The weights file carries its epoch count and replaces the previous one in a single rename,
+    after being written in full and synced: a run killed at any moment leaves either the old
+    checkpoint or the new one, each whole and agreeing with its epoch. (Keras's BackupAndRestore
+    overwrites its one weights file in place and writes the epoch in a second file after it; a
+    kill during the first write leaves no readable checkpoint, and one between the two resumes
+    with an epoch count one short of the weights.) The epoch is also written, afterwards, to
+    BackupAndRestore's metadata file, which is only read for checkpoints older than this stamp.
+    """
+    import h5py
+
+    backup_dir = Path(backup_dir)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    final = backup_dir / CHECKPOINT_WEIGHTS
+    partial = backup_dir / "partial.weights.h5"  # what a kill during the write leaves; never read
+    model.save_weights(str(partial), overwrite=True)
+    with h5py.File(partial, "a") as f:
+        f.attrs[CHECKPOINT_EPOCH_ATTR] = int(epoch)
+    with open(partial, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    meta = backup_dir / f"{CHECKPOINT_META}.partial"
+    meta.write_text(json.dumps({"epoch": int(epoch), "batch": 0}))
+    os.replace(meta, backup_dir / CHECKPOINT_META)
+
+
 def completed_epochs(backup_dir):
-    """Epochs completed according to a BackupAndRestore folder (0 when none)."""
-    meta = Path(backup_dir) / "training_metadata.json"
+    """Epochs completed according to a checkpoint folder (0 when none).
+
+    The count stamped in the weights file is the truth; checkpoints written before the stamp
+    existed fall back to the metadata file beside them.
+    """
+    weights = Path(backup_dir) / CHECKPOINT_WEIGHTS
+    if not weights.is_file():
+        return 0
+    import h5py
+
+    try:
+        with h5py.File(weights, "r") as f:
+            stamped = f.attrs.get(CHECKPOINT_EPOCH_ATTR)
+    except OSError:
+        stamped = None  # unreadable: reported when the run tries to load it
+    if stamped is not None:
+        return int(stamped)
+    meta = Path(backup_dir) / CHECKPOINT_META
     if not meta.is_file():
         return 0
     try:
@@ -773,6 +839,9 @@ def main(argv=None):
     except NaNLossError as err:
         print(f"train: {err}", file=sys.stderr)
         return EXIT_NAN
+    except CheckpointError as err:
+        print(f"train: error: {err}", file=sys.stderr)
+        return EXIT_BAD_CHECKPOINT
     wall = time.perf_counter() - start
     model = float32_copy(model, recipe)
     info["bn_recalibration"] = None
