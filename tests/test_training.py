@@ -265,7 +265,7 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
     weights = backup / "latest.weights.h5"
     weights.write_bytes(weights.read_bytes()[:200])
     damaged = weights.read_bytes()
-    with pytest.raises(train.CheckpointError, match="cannot be loaded into this run's model.*move the folder"):
+    with pytest.raises(train.CheckpointError, match="cannot be loaded into this run.s model.*--restart"):
         resume_into(trained(3))
     assert weights.read_bytes() == damaged
 
@@ -305,6 +305,14 @@ def test_prepare_data_only_fills_the_cache_that_training_then_uses(tmp_path):
     trained = _train(run_dir, *SMALL, "train.epochs=1")
     assert trained.returncode == 0, trained.stderr
     assert trained.stdout.count("from the cache") == 3 and "generated the" not in trained.stdout
+    assert (run_dir / "backup").is_dir() and (run_dir / "artifact").is_dir()
+    # --restart discards the checkpoint, logs and artifact, never the generated data
+    data = {f.name: f.read_bytes() for f in (run_dir / "data").iterdir()}
+    restarted = _train(run_dir, *SMALL, "train.epochs=1", "--restart", "--prepare-data")
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.count("from the cache") == 3 and "generated the" not in restarted.stdout
+    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "recipe.json"]  # this invocation's recipe
+    assert {f.name: f.read_bytes() for f in (run_dir / "data").iterdir()} == data
     refused = _train(tmp_path / "other", *SMALL, "--prepare-data", "--no-data-cache")
     assert refused.returncode == 2 and "cannot be combined" in refused.stderr
 

@@ -67,7 +67,8 @@ def parse_args(argv):
                    help="write the artifact to saved_models/<name>/ (the recipe must match the zoo entry)")
     p.add_argument("--cpu-devices", type=int, default=0,
                    help="split the CPU into this many logical devices (to run `mirrored` without GPUs)")
-    p.add_argument("--restart", action="store_true", help="discard the run's checkpoint and start over")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the run's checkpoint, logs and artifact and start over (its generated data is kept)")
     p.add_argument("--no-data-cache", action="store_true",
                    help="generate the data on every start instead of keeping it in RUN_DIR/data/")
     p.add_argument("--prepare-data", action="store_true",
@@ -360,8 +361,9 @@ def _keras_callbacks():
                 self._load_model()
             except (OSError, ValueError) as err:
                 raise CheckpointError(
-                    f"the checkpoint {weights} cannot be loaded into this run's model ({err}). It was not changed. To start this run over, "
-                    f"move the folder {self.backup_dir} away; to continue it, restore a good copy there.") from err
+                    f"the checkpoint {weights} cannot be loaded into this run's model ({err}). It was not changed. "
+                    f"To continue the run, restore a good copy there; to start it over, run the same command with "
+                    f"--restart (or move the folder {self.backup_dir} away).") from err
             self.model._initial_epoch = completed_epochs(self.backup_dir)
 
     class Throughput(keras.callbacks.Callback):
@@ -457,6 +459,18 @@ def write_checkpoint(model, backup_dir, epoch):
     meta = backup_dir / f"{CHECKPOINT_META}.partial"
     meta.write_text(json.dumps({"epoch": int(epoch), "batch": 0}))
     os.replace(meta, backup_dir / CHECKPOINT_META)
+
+
+def discard_run(run_dir):
+    """Empties a run folder for `--restart`: the checkpoint, logs, epoch log and artifact go; the
+    generated data (data/, keyed by its spec and code, so valid for any run of that spec) stays."""
+    for entry in Path(run_dir).iterdir():
+        if entry.name == "data" and entry.is_dir():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def completed_epochs(backup_dir):
@@ -788,7 +802,7 @@ def main(argv=None):
     recipe["train"]["strategy"] = strategy_name
     run_dir = Path(args.run_dir or ROOT / "runs" / recipe["name"]).resolve()
     if args.restart and run_dir.exists():
-        shutil.rmtree(run_dir)
+        discard_run(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
