@@ -73,6 +73,11 @@ def cmd_evaluate(args):
 
     from relzoo.evaluate import format_record
 
+    if args.data is None:  # generating a split can take minutes (rendering CLEVR scenes): say what is happening
+        spec = zoo.get_entry(args.name).dataset
+        split = args.split or "test"
+        print(f"relzoo: generating the {split} split of {spec['name']} ({spec.get(f'{split}_size')} examples, "
+              f"seed {spec['seed']}) ...", file=sys.stderr, flush=True)
     record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
                       data=args.data, limit=args.limit)
     print(format_record(args.name, record), file=sys.stderr if args.json else sys.stdout)

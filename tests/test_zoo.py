@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -241,6 +242,25 @@ def test_cli_list_card_verify(tiny_home):
     assert out.returncode == 1 and "BROKEN" in out.stdout
     out = _relzoo_cli("card", "rn_tiny_tst")
     assert out.returncode == 2 and "Did you mean 'rn_tiny_test'" in out.stderr
+
+
+@pytest.mark.slow
+def test_cli_evaluate_check_reproduces_a_card_and_catches_a_wrong_one(tmp_path):
+    """The command each card records, as a user runs it: it agrees with the published card, and
+    refuses a card whose number the model does not reproduce."""
+    name = "rn_nearest_object"
+    out = _relzoo_cli("evaluate", name, "--split", "test", "--check")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "generating the test split of nearest_object (5000 examples, seed 0)" in out.stderr
+    card = artifacts.read_card(ROOT / "saved_models" / name)
+    assert f"{card['metrics'][0]['values']['accuracy']:.4f}" in out.stdout and "matches the card" in out.stdout
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "saved_models" / name, home / name)
+    wrong = json.loads((home / name / "card.json").read_text())
+    wrong["metrics"][0]["values"]["accuracy"] = round(wrong["metrics"][0]["values"]["accuracy"] - 0.01, 6)
+    (home / name / "card.json").write_text(json.dumps(wrong))
+    out = _relzoo_cli("evaluate", name, "--split", "test", "--check", env_home=home)
+    assert out.returncode == 1 and "differ from the card" in out.stderr, out.stderr[-3000:]
 
 
 def test_register_a_user_entry():
