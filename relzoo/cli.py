@@ -76,7 +76,7 @@ def cmd_evaluate(args):
     if args.data is None:  # generating a split can take minutes (rendering CLEVR scenes): say what is happening
         spec = zoo.get_entry(args.name).dataset
         split = args.split or "test"
-        print(f"relzoo: generating the {split} split of {spec['name']} ({spec.get(f'{split}_size')} examples, "
+        print(f"relzoo: generating the {split} split of {spec['name']} ({split}_size {spec.get(f'{split}_size')}, "
               f"seed {spec['seed']}) ...", file=sys.stderr, flush=True)
     record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
                       data=args.data, limit=args.limit)

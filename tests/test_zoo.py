@@ -251,7 +251,7 @@ def test_cli_evaluate_check_reproduces_a_card_and_catches_a_wrong_one(tmp_path):
     name = "rn_nearest_object"
     out = _relzoo_cli("evaluate", name, "--split", "test", "--check")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "generating the test split of nearest_object (5000 examples, seed 0)" in out.stderr
+    assert "generating the test split of nearest_object (test_size 5000, seed 0)" in out.stderr
     card = artifacts.read_card(ROOT / "saved_models" / name)
     assert f"{card['metrics'][0]['values']['accuracy']:.4f}" in out.stdout and "matches the card" in out.stdout
     home = tmp_path / "home"
