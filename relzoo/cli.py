@@ -69,17 +69,11 @@ def cmd_verify(args):
 
 def cmd_evaluate(args):
     from relzoo import artifacts, zoo
-    from relzoo.evaluate import evaluate
+    from relzoo.evaluate import evaluate, format_record
 
-    from relzoo.evaluate import format_record
-
-    if args.data is None:  # generating a split can take minutes (rendering CLEVR scenes): say what is happening
-        spec = zoo.get_entry(args.name).dataset
-        split = args.split or "test"
-        print(f"relzoo: generating the {split} split of {spec['name']} ({split}_size {spec.get(f'{split}_size')}, "
-              f"seed {spec['seed']}) ...", file=sys.stderr, flush=True)
     record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
-                      data=args.data, limit=args.limit)
+                      data=args.data, limit=args.limit,
+                      log=lambda line: print(f"relzoo: {line}", file=sys.stderr, flush=True))
     print(format_record(args.name, record), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True))

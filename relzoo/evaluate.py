@@ -94,13 +94,14 @@ def folder_examples(entry, data, split="validation", limit=None):
 
 
 
-def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None):
+def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None, log=None):
     """Evaluates a zoo model; returns a card metrics record.
 
     Without `data`: on its dataset's split (default "test"), the numbers in its card.
     With `data` (a folder): on that local copy of the real data set (e.g. CLEVR_v1.0 for
     `rn_clevr`), split default "validation" (CLEVR's "val"; its test split has no answers),
-    the first `limit` questions when given.
+    the first `limit` questions when given. `log`, when given, is called with a line before a
+    split is generated (rendering CLEVR scenes takes minutes).
     """
     from relzoo import zoo
 
@@ -109,7 +110,11 @@ def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, 
         if limit is not None:
             raise ValueError("limit applies to --data folders only; the generated splits have fixed sizes.")
         split = split or "test"
-        examples = dataset_split(entry.dataset, split)
+        spec = entry.dataset
+        if log is not None:
+            log(f"generating the {split} split of {spec['name']} ({split}_size {spec.get(f'{split}_size')}, "
+                f"seed {spec['seed']}) ...")
+        examples = dataset_split(spec, split)
     else:
         split = split or "validation"
         examples = folder_examples(entry, data, split, limit)
