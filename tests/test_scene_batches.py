@@ -175,10 +175,12 @@ def _train(run_dir, *args):
 @pytest.mark.slow
 def test_the_trainer_trains_scene_grouped_resumes_and_refuses_other_strategies(tmp_path):
     run = tmp_path / "run"
-    first = _train(run, "train.epochs=1")
+    jitter = ("train.image_shift=2", "train.image_rotation=0.05")
+    first = _train(run, "train.epochs=1", *jitter)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "scene-grouped batches: 4 scenes" in first.stdout and "3 batches an epoch" in first.stdout
-    second = _train(run, "train.epochs=2")  # resumes: one more epoch
+    assert "images jittered by up to 2 pixels and 0.05 radians" in first.stdout
+    second = _train(run, "train.epochs=2", *jitter)  # resumes: one more epoch
     assert second.returncode == 0, second.stderr[-3000:]
     assert "1 of 2 epochs done" in second.stdout
     epochs = json.loads((run / "epochs.json").read_text())

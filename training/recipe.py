@@ -7,6 +7,7 @@ line are `dotted.path=value`, with the value parsed as TOML (`train.epochs=3`,
 """
 
 import copy
+import math
 import tomllib
 from pathlib import Path
 
@@ -26,6 +27,10 @@ TRAIN_DEFAULTS = {
     # > 0: each training batch is this many scenes with all their questions, and the image
     # encoder runs once per scene (training/scene_batches.py); 0: batches of `batch_size` questions
     "scenes_per_batch": 0,
+    # scene-grouped batches only: each training image shifted by up to this many whole pixels
+    # and rotated by up to this many radians (training/augment.py); 0: the images as they are
+    "image_shift": 0,
+    "image_rotation": 0.0,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -94,6 +99,16 @@ def validate(recipe, source="recipe"):
     if not isinstance(train["scenes_per_batch"], int) or train["scenes_per_batch"] < 0:
         raise RecipeError(f"{source}: train.scenes_per_batch must be an integer >= 0 (0: off), "
                           f"got {train['scenes_per_batch']!r}.")
+    if not isinstance(train["image_shift"], int) or isinstance(train["image_shift"], bool) or train["image_shift"] < 0:
+        raise RecipeError(f"{source}: train.image_shift must be an integer >= 0 (pixels; 0: off), "
+                          f"got {train['image_shift']!r}.")
+    if (not isinstance(train["image_rotation"], (int, float)) or train["image_rotation"] != train["image_rotation"]
+            or not 0 <= train["image_rotation"] <= math.pi):
+        raise RecipeError(f"{source}: train.image_rotation must be a number of radians in [0, pi] (0: off), "
+                          f"got {train['image_rotation']!r}.")
+    if (train["image_shift"] or train["image_rotation"]) and not train["scenes_per_batch"]:
+        raise RecipeError(f"{source}: train.image_shift and train.image_rotation jitter the scene images of "
+                          "scene-grouped batches; set train.scenes_per_batch (e.g. 8) to use them.")
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] <= 0:
             raise RecipeError(f"{source}: train.{key} must be a positive integer, got {train[key]!r}.")

@@ -28,6 +28,7 @@ import numpy as np
 import keras
 
 from relzoo.datasets.examples import Examples, trailing_length
+from training.augment import jitter_images
 
 SLOT = "scene_slot"  # the extra input: each question's row in the batch's scene arrays
 
@@ -145,13 +146,16 @@ class SceneBatches(keras.utils.PyDataset):
     seeded by `(seed, e)`, counting from `start_epoch` (a resumed run continues the sequence);
     without, in data order. Every question appears once per epoch. `trim`: token-id inputs
     cut after the batch's longest row, rounded up to a multiple of `trim_multiple` (see
-    `Examples.tf_dataset`). On TensorFlow, feed `fit` with `tf_dataset()`: the batches' sizes vary,
+    `Examples.tf_dataset`). `image_shift` / `image_rotation`: the scene images (`(K, H, W, C)`
+    scene arrays) are jittered by `training.augment.jitter_images`, with draws seeded by
+    `(seed, epoch, i)`, so a resumed run sees the images it would have seen. On TensorFlow, feed `fit` with `tf_dataset()`: the batches' sizes vary,
     which Keras's own PyDataset adapter, inferring shapes from the first batches, does not allow.
     """
 
     def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0, trim=(),
-                 trim_multiple=8):
+                 trim_multiple=8, image_shift=0, image_rotation=0.0):
         super().__init__()
+        self.image_shift, self.image_rotation = image_shift, float(image_rotation)
         if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
             raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
         self.examples = examples
@@ -178,6 +182,11 @@ class SceneBatches(keras.utils.PyDataset):
         ex = self.examples
         x = {k: ex._finish(k, v[index]) for k, v in ex.inputs.items()}
         x.update({k: ex._finish(k, v[self.scene_ids[groups]]) for k, v in ex.scenes.items()})
+        if self.image_shift or self.image_rotation:
+            rng = np.random.default_rng([self.seed, self.epoch, i, 31])
+            for k in sorted(ex.scenes):
+                if x[k].ndim == 4:
+                    x[k] = jitter_images(x[k], rng, self.image_shift, self.image_rotation)
         x[SLOT] = slot
         for k in self.trim:
             x[k] = x[k][:, :trailing_length(x[k], multiple=self.trim_multiple)]

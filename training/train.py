@@ -534,9 +534,12 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         from training.scene_batches import SceneBatches
 
         batches = SceneBatches(data["train"], grouped, seed=recipe["seed"], shuffle=True, start_epoch=done,
-                               trim=trim, trim_multiple=1 if backend == "tensorflow" else 8)
+                               trim=trim, trim_multiple=1 if backend == "tensorflow" else 8,
+                               image_shift=train["image_shift"], image_rotation=train["image_rotation"])
+        jitter = (f"; images jittered by up to {train['image_shift']} pixels and {train['image_rotation']} radians"
+                  if train["image_shift"] or train["image_rotation"] else "")
         print(f"train: scene-grouped batches: {grouped} scenes with all their questions a batch, "
-              f"{len(batches)} batches an epoch.", flush=True)
+              f"{len(batches)} batches an epoch{jitter}.", flush=True)
         fit_data = batches.tf_dataset() if backend == "tensorflow" else batches
     else:
         fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
