@@ -102,8 +102,7 @@ def validate(recipe, source="recipe"):
     if not isinstance(train["image_shift"], int) or isinstance(train["image_shift"], bool) or train["image_shift"] < 0:
         raise RecipeError(f"{source}: train.image_shift must be an integer >= 0 (pixels; 0: off), "
                           f"got {train['image_shift']!r}.")
-    if (not isinstance(train["image_rotation"], (int, float)) or train["image_rotation"] != train["image_rotation"]
-            or not 0 <= train["image_rotation"] <= math.pi):
+    if not isinstance(train["image_rotation"], (int, float)) or not 0 <= train["image_rotation"] <= math.pi:  # NaN too
         raise RecipeError(f"{source}: train.image_rotation must be a number of radians in [0, pi] (0: off), "
                           f"got {train['image_rotation']!r}.")
     if (train["image_shift"] or train["image_rotation"]) and not train["scenes_per_batch"]:

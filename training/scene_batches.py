@@ -148,19 +148,20 @@ class SceneBatches(keras.utils.PyDataset):
     cut after the batch's longest row, rounded up to a multiple of `trim_multiple` (see
     `Examples.tf_dataset`). `image_shift` / `image_rotation`: the scene images (`(K, H, W, C)`
     scene arrays) are jittered by `training.augment.jitter_images`, with draws seeded by
-    `(seed, epoch, i)`, so a resumed run sees the images it would have seen. On TensorFlow, feed `fit` with `tf_dataset()`: the batches' sizes vary,
-    which Keras's own PyDataset adapter, inferring shapes from the first batches, does not allow.
+    `(seed, epoch, i)`, so a resumed run sees the images it would have seen. On TensorFlow,
+    feed `fit` with `tf_dataset()`: the batches' sizes vary, which Keras's own PyDataset
+    adapter, inferring shapes from the first batches, does not allow.
     """
 
     def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0, trim=(),
                  trim_multiple=8, image_shift=0, image_rotation=0.0):
         super().__init__()
-        self.image_shift, self.image_rotation = image_shift, float(image_rotation)
         if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
             raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
         self.examples = examples
         self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
         self.scenes_per_batch = scenes_per_batch
+        self.image_shift, self.image_rotation = image_shift, float(image_rotation)
         self.seed, self.shuffle, self.epoch = int(seed), shuffle, int(start_epoch)
         self.scene_ids, self.questions = scene_groups(examples)
         self._order()
