@@ -3,7 +3,7 @@
     python -m benchmarks.clevr_batches
 
 Trains the registered `rn_clevr` and `rn_clevr_state` (mixed_bfloat16 without XLA, as their
-recipes) for two epochs of the same questions, fed as the trainer feeds them:
+recipes, or `--policy float32`; `--settings` picks some of the rows below) for two epochs of the same questions, fed as the trainer feeds them:
 - `rn_clevr`, batches of 64 questions, each with its own copy of its image, 50 tokens;
 - `rn_clevr`, the same with each batch cut after its longest question;
 - `rn_clevr`, 8 scenes a batch with all their questions (`train.scenes_per_batch = 8`:
@@ -32,7 +32,10 @@ def _measure(model, data, count):
             "questions_per_cpu_s": round(count / (time.process_time() - cpu), 1)}
 
 
-def run(pixel_scenes=64, state_scenes=128):
+SETTINGS = ("plain", "cut", "scenes", "state_plain", "state_cut")
+
+
+def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SETTINGS):
     import keras
 
     from relzoo import zoo
@@ -42,19 +45,26 @@ def run(pixel_scenes=64, state_scenes=128):
     from training.train import compile_for_training, padded_id_inputs
     from training.recipe import TRAIN_DEFAULTS
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.mixed_precision.set_global_policy(policy)
     train = dict(TRAIN_DEFAULTS, jit_compile=False, learning_rate=2.5e-4)
     rows = {}
-    pixels = dataset.generate_examples(pixel_scenes, seed=0, split="validation", representation="pixels")
-    state = dataset.generate_examples(state_scenes, seed=0, split="validation", representation="state")
-    for label, examples, name, batch, mode in [
-        ("rn_clevr, 64 questions a batch, 50 tokens", pixels, "rn_clevr", 64, "plain"),
-        ("rn_clevr, 64 questions a batch, cut after the longest", pixels, "rn_clevr", 64, "cut"),
-        ("rn_clevr, 8 scenes a batch (all their questions), cut after the longest", pixels, "rn_clevr", 8,
-         "scenes"),
-        ("rn_clevr_state, 128 questions a batch, 50 tokens", state, "rn_clevr_state", 128, "plain"),
-        ("rn_clevr_state, 128 questions a batch, cut after the longest", state, "rn_clevr_state", 128, "cut"),
+    pixels = state = None
+    if {"plain", "cut", "scenes"} & set(settings):
+        pixels = dataset.generate_examples(pixel_scenes, seed=0, split="validation", representation="pixels")
+    if {"state_plain", "state_cut"} & set(settings):
+        state = dataset.generate_examples(state_scenes, seed=0, split="validation", representation="state")
+    for setting, label, examples, name, batch, mode in [
+        ("plain", "rn_clevr, 64 questions a batch, 50 tokens", pixels, "rn_clevr", 64, "plain"),
+        ("cut", "rn_clevr, 64 questions a batch, cut after the longest", pixels, "rn_clevr", 64, "cut"),
+        ("scenes", "rn_clevr, 8 scenes a batch (all their questions), cut after the longest", pixels, "rn_clevr",
+         8, "scenes"),
+        ("state_plain", "rn_clevr_state, 128 questions a batch, 50 tokens", state, "rn_clevr_state", 128, "plain"),
+        ("state_cut", "rn_clevr_state, 128 questions a batch, cut after the longest", state, "rn_clevr_state", 128,
+         "cut"),
     ]:
+        if setting not in settings:
+            continue
+        label += f" ({policy})"
         entry = zoo.get_entry(name)
         keras.utils.set_random_seed(0)
         model = get_builder(entry.builder)(**entry.kwargs)
@@ -75,9 +85,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pixel-scenes", type=int, default=64, help="rendered scenes (10 questions each)")
     p.add_argument("--state-scenes", type=int, default=128, help="state-description scenes (10 questions each)")
+    p.add_argument("--policy", choices=("mixed_bfloat16", "float32"), default="mixed_bfloat16",
+                   help="the Keras dtype policy of the models (the recipes train in mixed_bfloat16)")
+    p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
+                   help="which of the settings to measure (default: all)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = p.parse_args(argv)
-    rows = run(args.pixel_scenes, args.state_scenes)
+    rows = run(args.pixel_scenes, args.state_scenes, args.policy, args.settings)
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -510,3 +510,67 @@ def test_recalibrated_batch_norm_holds_the_average_batch_statistics():
     means = [np.asarray(upstream(examples.batch(index[i * 16:(i + 1) * 16]), training=True)).mean(axis=(0, 1, 2))
              for i in range(5)]
     np.testing.assert_allclose(np.asarray(bn.moving_mean), np.mean(means, axis=0), rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------- warm start
+def _tiny_model(recipe, **kwargs):
+    from training.train import build_model
+
+    r = dict(recipe, model=dict(recipe["model"], kwargs={**recipe["model"]["kwargs"], **kwargs}))
+    return build_model(r)
+
+
+def test_warm_start_copies_every_weight_and_refuses_what_does_not_match(tmp_path):
+    from training.train import CheckpointError, warm_start
+
+    source_path = tmp_path / "source.keras"
+    artifacts.save_model_file(_tiny_model(recipes.load(ROOT / RECIPE)), source_path)
+    recipe = recipes.load(ROOT / RECIPE, [f"train.init_from={json.dumps(str(source_path))}"])
+    run = tmp_path / "run"
+    run.mkdir()
+    model = _tiny_model(recipe)
+    source = relzoo.load("rn_nearest_object", weights=source_path)
+    assert any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), source.get_weights()))
+    record = warm_start(model, recipe, run, done=0)
+    for a, b in zip(model.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert record["sha256"] == artifacts.sha256_file(source_path)
+    assert json.loads((run / "init_from.json").read_text())["init_from"] == str(source_path)
+    # a resumed run keeps the record of what it began from, and refuses another source
+    assert warm_start(model, recipe, run, done=1)["sha256"] == record["sha256"]
+    plain = recipes.load(ROOT / RECIPE)
+    with pytest.raises(CheckpointError, match="began from .*source.keras.*--restart"):
+        warm_start(model, plain, run, done=1)
+    # another architecture, a missing file, a weights file altered after its card was written
+    with pytest.raises(CheckpointError, match="architectures differ"):
+        warm_start(_tiny_model(recipe, g_units=[8, 8]), recipe, tmp_path / "run2", done=0)
+    missing = recipes.load(ROOT / RECIPE, ['train.init_from="no_such_dir/x.keras"'])
+    with pytest.raises(CheckpointError, match="neither a zoo model"):
+        warm_start(model, missing, tmp_path, done=0)
+    with pytest.raises(recipes.RecipeError, match="init_from must be"):
+        recipes.load(ROOT / RECIPE, ["train.init_from=3"])
+
+
+@pytest.mark.slow
+def test_warm_started_run_records_its_source_and_the_totals(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    out = _train(first, *SMALL, "train.epochs=1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    source = first / "artifact" / "model.keras"
+    card_a = artifacts.read_card(first / "artifact")
+    out = _train(second, *SMALL, "train.epochs=2", f"train.init_from={json.dumps(str(source))}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "starting from the weights of" in out.stdout
+    card_b = artifacts.read_card(second / "artifact")
+    init = card_b["training"]["init_from"]
+    assert init["sha256"] == card_a["sha256"] and init["epochs_total"] == 1
+    assert init["test_metrics"] == [m for m in card_a["metrics"] if m["split"] == "test"][0]["values"]
+    assert card_b["training"]["epochs_total"] == 3
+    assert card_b["training"]["train_time_total_s"] == pytest.approx(
+        card_b["training"]["train_time_s"] + card_a["training"]["train_time_s"], abs=0.2)
+    # a source altered after its card was written is refused, naming the file
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    source.write_bytes(bytes(data))
+    out = _train(tmp_path / "third", *SMALL, "train.epochs=1", f"train.init_from={json.dumps(str(source))}")
+    assert out.returncode == 4 and "sha256" in out.stderr and "model.keras" in out.stderr

@@ -31,6 +31,10 @@ TRAIN_DEFAULTS = {
     # and rotated by up to this many radians (training/augment.py); 0: the images as they are
     "image_shift": 0,
     "image_rotation": 0.0,
+    # a published zoo name (saved_models/<name>/, checked against its card) or a .keras path: a new
+    # run starts from those weights instead of a fresh initialisation (the optimizer starts anew);
+    # the card records the source, its sha256 and its own training (training/train.py, warm_start)
+    "init_from": None,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -108,6 +112,9 @@ def validate(recipe, source="recipe"):
     if (train["image_shift"] or train["image_rotation"]) and not train["scenes_per_batch"]:
         raise RecipeError(f"{source}: train.image_shift and train.image_rotation jitter the scene images of "
                           "scene-grouped batches; set train.scenes_per_batch (e.g. 8) to use them.")
+    if train["init_from"] is not None and (not isinstance(train["init_from"], str) or not train["init_from"].strip()):
+        raise RecipeError(f"{source}: train.init_from must be a zoo model name or a path to a .keras file, "
+                          f"got {train['init_from']!r}.")
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] <= 0:
             raise RecipeError(f"{source}: train.{key} must be a positive integer, got {train[key]!r}.")

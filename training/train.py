@@ -500,6 +500,120 @@ def completed_epochs(backup_dir):
         return 0
 
 
+INIT_RECORD = "init_from.json"  # in the run folder: the weights a warm-started run began from
+
+
+def _init_source(spec):
+    """The model and the record of `train.init_from`: a zoo name with a published artifact (checked
+    against its card, as `relzoo.load` checks it) or a path to a .keras file (checked against a
+    card beside it when there is one)."""
+    from relzoo import artifacts, zoo
+
+    path = Path(spec).expanduser()
+    if spec in zoo.REGISTRY and not path.suffix:
+        directory = zoo.artifact_dir(spec)
+        if directory is None:
+            raise CheckpointError(f"train.init_from = {spec!r}: that zoo model has no published artifact "
+                                  f"(searched {', '.join(str(d) for d in zoo.search_dirs(spec))}).")
+        try:
+            card = artifacts.verify_artifact(directory)
+        except artifacts.ArtifactError as err:
+            raise CheckpointError(f"train.init_from = {spec!r}: {err}") from err
+        path = directory / card["weights_file"]
+    else:
+        if not path.is_file() or path.suffix != ".keras":
+            raise CheckpointError(f"train.init_from = {spec!r} is neither a zoo model with a published artifact "
+                                  "nor a path to a .keras file.")
+        card = None
+        if (path.parent / artifacts.CARD_FILE).is_file():
+            try:
+                card = artifacts.read_card(path.parent)
+                if card.get("weights_file") == path.name:
+                    artifacts.verify_weights(path, card["sha256"], card.get("size_bytes"))
+                else:
+                    card = None
+            except artifacts.ArtifactError as err:
+                raise CheckpointError(f"train.init_from = {spec!r}: {err}") from err
+    try:
+        source = zoo._load_keras_file(path)
+    except artifacts.ArtifactError as err:
+        raise CheckpointError(f"train.init_from: {err}") from err
+    record = {"init_from": spec, "file": str(path), "sha256": artifacts.sha256_file(path),
+              "size_bytes": path.stat().st_size, "git_commit": _git_commit_of(path)}
+    if card is not None:
+        training = card.get("training") or {}
+        test = next((m["values"] for m in card.get("metrics", []) if m.get("split") == "test"), None)
+        record.update({
+            "card_created": card.get("created"),
+            "epochs": training.get("epochs"),
+            # the whole chain: a source that was itself warm-started counts its own sources' epochs
+            "epochs_total": training.get("epochs_total", training.get("epochs")),
+            "train_time_s": training.get("train_time_s"),
+            "train_time_total_s": training.get("train_time_total_s", training.get("train_time_s")),
+            "hardware": training.get("hardware"),
+            "recipe_values": training.get("recipe_values"),
+            "test_metrics": test,
+            "source_init_from": training.get("init_from"),
+        })
+    return source, record
+
+
+def _git_commit_of(path):
+    """The last commit of this source tree that wrote `path`, when the file is unchanged since
+    (so that a card can say which published weights a run began from); None otherwise."""
+    import subprocess
+
+    try:
+        rel = Path(path).resolve().relative_to(ROOT)
+        run = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        if run("status", "--porcelain", "--", str(rel)).stdout.strip():
+            return None  # modified or untracked
+        commit = run("log", "-1", "--format=%H", "--", str(rel)).stdout.strip()
+        return commit or None
+    except (ValueError, OSError, subprocess.SubprocessError):
+        return None
+
+
+def warm_start(model, recipe, run_dir, done):
+    """Starts a run from `train.init_from`'s weights; returns the record of that source (None when
+    the recipe has none).
+
+    A fresh run (`done == 0`) copies every weight of the source (BatchNormalization statistics
+    included; the optimizer starts anew) after checking that each variable's shape matches, and
+    writes the source's record to the run folder. A resumed run takes its weights from its
+    checkpoint, and the record from the run folder; a checkpoint that began from other weights than
+    the recipe names is refused, so that the card never credits the wrong source.
+    """
+    spec = recipe["train"].get("init_from")
+    record_path = Path(run_dir) / INIT_RECORD
+    recorded = json.loads(record_path.read_text()) if record_path.is_file() else None
+    if done:
+        began = None if recorded is None else recorded["init_from"]
+        if began != spec:
+            raise CheckpointError(
+                f"The checkpoint in {Path(run_dir) / 'backup'} began from {began or 'a fresh initialisation'}, "
+                f"but train.init_from is {spec!r}: set it back, or start again with --restart.")
+        return recorded
+    if spec is None:
+        record_path.unlink(missing_ok=True)
+        return None
+    source, record = _init_source(spec)
+    mine, theirs = model.weights, source.weights
+    if len(mine) != len(theirs):
+        raise CheckpointError(f"train.init_from = {spec!r}: its model has {len(theirs)} weights, "
+                              f"the recipe's {len(mine)}; the architectures differ.")
+    for a, b in zip(mine, theirs):
+        if tuple(a.shape) != tuple(b.shape):
+            raise CheckpointError(f"train.init_from = {spec!r}: weight {b.path} has shape {tuple(b.shape)}, "
+                                  f"the recipe's {a.path} {tuple(a.shape)}; the architectures differ.")
+    model.set_weights(source.get_weights())
+    tmp = record_path.with_name(INIT_RECORD + ".partial")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, record_path)
+    print(f"train: starting from the weights of {record['file']} (sha256 {record['sha256'][:12]}...).", flush=True)
+    return record
+
+
 def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     import keras
 
@@ -517,6 +631,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     guard = NaNGuard()
     backup_dir = run_dir / "backup"
     done = completed_epochs(backup_dir)
+    init = warm_start(model, recipe, run_dir, done)
     if done:
         print(f"train: resuming from the checkpoint in {backup_dir}: {done} of {train['epochs']} epochs done.", flush=True)
     throughput = Throughput(len(data["train"]), run_dir / "epochs.json", done)
@@ -567,7 +682,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
             full.setdefault(k, []).append(v)
     return model, {"history": full or {k: [float(v) for v in vs] for k, vs in history.history.items()},
                    "samples_per_s": throughput.samples_per_s(), "resumed_at_epoch": done,
-                   "train_time_s": throughput.train_time_s()}
+                   "train_time_s": throughput.train_time_s(), "init_from": init}
 
 
 def nan_message(bad, backup_dir, good_epochs):
@@ -782,6 +897,16 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
             "final": {k: (round(v[-1], 6) if v else None) for k, v in info["history"].items()},
         },
     }
+    init = info.get("init_from")
+    if init is not None:  # a warm-started run: its source, and the totals over the whole chain
+        training = card["training"]
+        training["init_from"] = {k: v for k, v in init.items() if k != "file"}
+        training["epochs_total"] = training["epochs"] + (init.get("epochs_total") or 0)
+        own = training["train_time_s"]
+        before = init.get("train_time_total_s")
+        training["train_time_total_s"] = None if own is None or before is None else round(own + before, 1)
+        training["epochs_total_note"] = ("this run's epochs plus those of the weights it started from "
+                                         "(init_from, and its own sources)")
     extra = {}
     if entry is not None and entry.question_vocab is not None:  # the vocabulary travels with the weights
         from relzoo.text import shipped_vocabulary_path
@@ -825,6 +950,10 @@ def main(argv=None):
         return EXIT_BAD_INPUT
     if args.publish:
         check_publishable(recipe)
+    if recipe["train"]["init_from"] is not None and strategy_name == "multi_worker":
+        print("train: error: train.init_from works with the default and mirrored strategies, not multi_worker.",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     if recipe["train"]["scenes_per_batch"] and strategy_name != "default":
         print(f"train: error: train.scenes_per_batch works with the default strategy only, not {strategy_name}; "
               "set train.scenes_per_batch=0 to train with plain batches.", file=sys.stderr)
