@@ -35,7 +35,7 @@ def _measure(model, data, count):
 SETTINGS = ("plain", "cut", "scenes", "state_plain", "state_cut")
 
 
-def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SETTINGS):
+def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SETTINGS, jit_compile=False):
     import keras
 
     from relzoo import zoo
@@ -46,7 +46,7 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
     from training.recipe import TRAIN_DEFAULTS
 
     keras.mixed_precision.set_global_policy(policy)
-    train = dict(TRAIN_DEFAULTS, jit_compile=False, learning_rate=2.5e-4)
+    train = dict(TRAIN_DEFAULTS, jit_compile=jit_compile, learning_rate=2.5e-4)
     rows = {}
     pixels = state = None
     if {"plain", "cut", "scenes"} & set(settings):
@@ -64,7 +64,7 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
     ]:
         if setting not in settings:
             continue
-        label += f" ({policy})"
+        label += f" ({policy}{', XLA' if jit_compile else ''})"
         entry = zoo.get_entry(name)
         keras.utils.set_random_seed(0)
         model = get_builder(entry.builder)(**entry.kwargs)
@@ -87,11 +87,12 @@ def main(argv=None):
     p.add_argument("--state-scenes", type=int, default=128, help="state-description scenes (10 questions each)")
     p.add_argument("--policy", choices=("mixed_bfloat16", "float32"), default="mixed_bfloat16",
                    help="the Keras dtype policy of the models (the recipes train in mixed_bfloat16)")
+    p.add_argument("--xla", action="store_true", help="compile the training steps with XLA (jit_compile)")
     p.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
                    help="which of the settings to measure (default: all)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = p.parse_args(argv)
-    rows = run(args.pixel_scenes, args.state_scenes, args.policy, args.settings)
+    rows = run(args.pixel_scenes, args.state_scenes, args.policy, args.settings, args.xla)
     if args.json:
         print(json.dumps(rows))
         return 0
