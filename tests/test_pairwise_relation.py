@@ -244,7 +244,10 @@ def _training_step_peak_bytes(layer, objects, cond, xla):
         return tape.gradient(loss, variables + [o])
 
     step(objects, cond)  # trace / compile
-    tf.config.experimental.reset_memory_stats("CPU:0")
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError:  # some machines' TensorFlow keeps no CPU memory statistics (seen on an AMD EPYC)
+        return None, step(objects, cond)
     before = tf.config.experimental.get_memory_info("CPU:0")["current"]
     grads = step(objects, cond)
     peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
@@ -269,6 +272,9 @@ def test_chunking_bounds_training_memory(xla):
     # counted twice moves elements by a sizeable fraction of max|b|.
     for a, b in zip(full_grads, chunked_grads):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * float(np.max(np.abs(b))))
+    if full_peak is None or chunked_peak is None:
+        pytest.skip("the gradients agree; TensorFlow keeps no CPU memory statistics on this machine, "
+                    "so the peak memory cannot be measured here")
     print(f"peak bytes: unchunked {full_peak}, chunked {chunked_peak}")
     # one (b, n, n, 128) float32 activation is 8 MiB; unchunked keeps several alive
     assert full_peak > 16 * 2**20
