@@ -504,41 +504,33 @@ INIT_RECORD = "init_from.json"  # in the run folder: the weights a warm-started 
 
 
 def _init_source(spec):
-    """The model and the record of `train.init_from`: a zoo name with a published artifact (checked
-    against its card, as `relzoo.load` checks it) or a path to a .keras file (checked against a
-    card beside it when there is one)."""
+    """The model and the record of `train.init_from`: a zoo name with a published artifact (loaded
+    by `relzoo.load`, which checks it against its card) or a path to a .keras file (checked against
+    a card beside it when there is one)."""
     from relzoo import artifacts, zoo
 
     path = Path(spec).expanduser()
-    if spec in zoo.REGISTRY and not path.suffix:
-        directory = zoo.artifact_dir(spec)
-        if directory is None:
-            raise CheckpointError(f"train.init_from = {spec!r}: that zoo model has no published artifact "
-                                  f"(searched {', '.join(str(d) for d in zoo.search_dirs(spec))}).")
-        try:
-            card = artifacts.verify_artifact(directory)
-        except artifacts.ArtifactError as err:
-            raise CheckpointError(f"train.init_from = {spec!r}: {err}") from err
-        path = directory / card["weights_file"]
-    else:
-        if not path.is_file() or path.suffix != ".keras":
-            raise CheckpointError(f"train.init_from = {spec!r} is neither a zoo model with a published artifact "
-                                  "nor a path to a .keras file.")
-        card = None
-        if (path.parent / artifacts.CARD_FILE).is_file():
-            try:
-                card = artifacts.read_card(path.parent)
-                if card.get("weights_file") == path.name:
-                    artifacts.verify_weights(path, card["sha256"], card.get("size_bytes"))
-                else:
-                    card = None
-            except artifacts.ArtifactError as err:
-                raise CheckpointError(f"train.init_from = {spec!r}: {err}") from err
     try:
-        source = zoo._load_keras_file(path)
+        if spec in zoo.REGISTRY and not path.suffix:
+            source = zoo.load(spec)
+            directory = zoo.artifact_dir(spec)
+            card = artifacts.read_card(directory)
+            path, sha256 = directory / card["weights_file"], card["sha256"]
+        else:
+            if not path.is_file() or path.suffix != ".keras":
+                raise CheckpointError(f"train.init_from = {spec!r} is neither a zoo model with a published "
+                                      "artifact nor a path to a .keras file.")
+            card = None
+            if (path.parent / artifacts.CARD_FILE).is_file():
+                card = artifacts.read_card(path.parent)
+            if card is not None and card.get("weights_file") == path.name:
+                sha256 = artifacts.verify_weights(path, card["sha256"], card.get("size_bytes"))
+            else:
+                card, sha256 = None, artifacts.sha256_file(path)
+            source = zoo._load_keras_file(path)
     except artifacts.ArtifactError as err:
-        raise CheckpointError(f"train.init_from: {err}") from err
-    record = {"init_from": spec, "file": str(path), "sha256": artifacts.sha256_file(path),
+        raise CheckpointError(f"train.init_from = {spec!r}: {err}") from err
+    record = {"init_from": spec, "file": str(path), "sha256": sha256,
               "size_bytes": path.stat().st_size, "git_commit": _git_commit_of(path)}
     if card is not None:
         training = card.get("training") or {}
