@@ -8,7 +8,10 @@ recipes, or `--policy float32`; `--settings` picks some of the rows below) for t
 - `rn_clevr`, the same with each batch cut after its longest question;
 - `rn_clevr`, 8 scenes a batch with all their questions (`train.scenes_per_batch = 8`:
   the convs run once per scene, `training/scene_batches.py`), cut after the longest question;
-- `rn_clevr_state`, batches of 128 questions of 50 tokens, then cut after the longest.
+- `rn_clevr_state`, batches of 128 questions of 50 tokens, then cut after the longest;
+- `rn_clevr_state`, batches of up to 128 questions about scenes with the same number of
+  objects, cut to that number and after the longest question (`train.object_buckets`:
+  no padded pairs, `training/object_buckets.py`).
 
 Reports questions per second (wall clock) and per CPU-second (`time.process_time`, all
 threads), of the second epoch. The second holds when another process shares the CPU; the
@@ -32,7 +35,7 @@ def _measure(model, data, count):
             "questions_per_cpu_s": round(count / (time.process_time() - cpu), 1)}
 
 
-SETTINGS = ("plain", "cut", "scenes", "state_plain", "state_cut")
+SETTINGS = ("plain", "cut", "scenes", "state_plain", "state_cut", "state_buckets")
 
 
 def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SETTINGS, jit_compile=False):
@@ -41,6 +44,7 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
     from relzoo import zoo
     from relzoo.datasets.clevr import dataset
     from relzoo.models import get_builder
+    from training.object_buckets import ObjectBuckets
     from training.scene_batches import SceneBatches, scene_grouped_model
     from training.train import compile_for_training, padded_id_inputs
     from training.recipe import TRAIN_DEFAULTS
@@ -51,7 +55,7 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
     pixels = state = None
     if {"plain", "cut", "scenes"} & set(settings):
         pixels = dataset.generate_examples(pixel_scenes, seed=0, split="validation", representation="pixels")
-    if {"state_plain", "state_cut"} & set(settings):
+    if {"state_plain", "state_cut", "state_buckets"} & set(settings):
         state = dataset.generate_examples(state_scenes, seed=0, split="validation", representation="state")
     for setting, label, examples, name, batch, mode in [
         ("plain", "rn_clevr, 64 questions a batch, 50 tokens", pixels, "rn_clevr", 64, "plain"),
@@ -61,14 +65,20 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
         ("state_plain", "rn_clevr_state, 128 questions a batch, 50 tokens", state, "rn_clevr_state", 128, "plain"),
         ("state_cut", "rn_clevr_state, 128 questions a batch, cut after the longest", state, "rn_clevr_state", 128,
          "cut"),
+        ("state_buckets", "rn_clevr_state, up to 128 questions a batch about scenes of one size, cut to it and after "
+         "the longest question", state, "rn_clevr_state", 128, "buckets"),
     ]:
         if setting not in settings:
             continue
         label += f" ({policy}{', XLA' if jit_compile else ''})"
         entry = zoo.get_entry(name)
         keras.utils.set_random_seed(0)
-        model = get_builder(entry.builder)(**entry.kwargs)
-        if mode == "scenes":
+        kwargs = dict(entry.kwargs, num_objects=None) if mode == "buckets" else entry.kwargs
+        model = get_builder(entry.builder)(**kwargs)
+        if mode == "buckets":
+            data = ObjectBuckets(examples, batch, seed=0, shuffle=True, trim=padded_id_inputs(model),
+                                 trim_multiple=1).tf_dataset()
+        elif mode == "scenes":
             trim = padded_id_inputs(model)
             model = scene_grouped_model(model, examples.scenes)
             data = SceneBatches(examples, batch, seed=0, shuffle=True, trim=trim, trim_multiple=1).tf_dataset()

@@ -31,6 +31,10 @@ TRAIN_DEFAULTS = {
     # and rotated by up to this many radians (training/augment.py); 0: the images as they are
     "image_shift": 0,
     "image_rotation": 0.0,
+    # true: training batches hold questions about scenes with the same number of objects, cut to
+    # that number, so that the relation module computes no padded pairs (state-description models:
+    # training/object_buckets.py); false: batches of `batch_size` questions drawn at random
+    "object_buckets": False,
     # a published zoo name (saved_models/<name>/, checked against its card) or a .keras path: a new
     # run starts from those weights instead of a fresh initialisation (the optimizer starts anew);
     # the card records the source, its sha256 and its own training (training/train.py, warm_start)
@@ -112,6 +116,11 @@ def validate(recipe, source="recipe"):
     if (train["image_shift"] or train["image_rotation"]) and not train["scenes_per_batch"]:
         raise RecipeError(f"{source}: train.image_shift and train.image_rotation jitter the scene images of "
                           "scene-grouped batches; set train.scenes_per_batch (e.g. 8) to use them.")
+    if not isinstance(train["object_buckets"], bool):
+        raise RecipeError(f"{source}: train.object_buckets must be true or false, got {train['object_buckets']!r}.")
+    if train["object_buckets"] and train["scenes_per_batch"]:
+        raise RecipeError(f"{source}: train.object_buckets (state descriptions) and train.scenes_per_batch (pixels) "
+                          "cannot both be set; choose the one that fits the model's inputs.")
     if train["init_from"] is not None and (not isinstance(train["init_from"], str) or not train["init_from"].strip()):
         raise RecipeError(f"{source}: train.init_from must be a zoo model name or a path to a .keras file, "
                           f"got {train['init_from']!r}.")

@@ -39,6 +39,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from training.object_buckets import ObjectBucketsError  # noqa: E402  (no Keras import at module level)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_BAD_INPUT = 2
 EXIT_NAN = 3
@@ -115,17 +117,36 @@ def worker_role():
 
 
 # ---------------------------------------------------------------------- model & data
-def build_model(recipe, dtype_policy=None):
-    """The recipe's model, its layers built under `dtype_policy` (default: train.dtype_policy)."""
+def takes_any_object_count(recipe):
+    """Whether the recipe's builder takes `num_objects` (and so can be built for any number)."""
+    import inspect
+
+    from relzoo.models import get_builder
+
+    return "num_objects" in inspect.signature(get_builder(recipe["model"]["builder"])).parameters
+
+
+def build_model(recipe, dtype_policy=None, any_object_count=False):
+    """The recipe's model, its layers built under `dtype_policy` (default: train.dtype_policy).
+
+    `any_object_count`: built with `num_objects=None`, so that it takes batches cut to any number
+    of objects (`train.object_buckets`); its weights are those of the recipe's model."""
     import keras
 
     from relzoo.models import get_builder
 
+    builder = get_builder(recipe["model"]["builder"])
+    kwargs = dict(recipe["model"]["kwargs"])
+    if any_object_count:
+        if not takes_any_object_count(recipe):
+            raise ObjectBucketsError(f"train.object_buckets needs a model whose builder takes num_objects (a "
+                                     f"state-description model); {recipe['model']['builder']} does not.")
+        kwargs["num_objects"] = None
     policy = dtype_policy or recipe["train"].get("dtype_policy", "float32")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        return get_builder(recipe["model"]["builder"])(**recipe["model"]["kwargs"])
+        return builder(**kwargs)
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -205,9 +226,9 @@ def compile_for_training(model, train):
     return model
 
 
-def compiled_model(recipe):
+def compiled_model(recipe, any_object_count=False):
     """The recipe's model, compiled for `fit` as every trainer and tuner run compiles it."""
-    return compile_for_training(build_model(recipe), recipe["train"])
+    return compile_for_training(build_model(recipe, any_object_count=any_object_count), recipe["train"])
 
 
 def _data_code():
@@ -612,9 +633,9 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     train = recipe["train"]
     NaNGuard, GuardedBackup, Throughput, PreciseBatchNorm = _keras_callbacks()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    grouped = train["scenes_per_batch"]
+    grouped, buckets = train["scenes_per_batch"], train["object_buckets"]
     with scope:
-        model = compiled_model(recipe)
+        model = compiled_model(recipe, any_object_count=buckets)
         fit_model = model
         if grouped:  # a twin sharing the model's layers, fed K scenes with all their questions a batch
             from training.scene_batches import scene_grouped_model
@@ -647,6 +668,16 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
                   if train["image_shift"] or train["image_rotation"] else "")
         print(f"train: scene-grouped batches: {grouped} scenes with all their questions a batch, "
               f"{len(batches)} batches an epoch{jitter}.", flush=True)
+        fit_data = batches.tf_dataset() if backend == "tensorflow" else batches
+    elif buckets:
+        from training.object_buckets import ObjectBuckets
+
+        batches = ObjectBuckets(data["train"], train["batch_size"], seed=recipe["seed"], shuffle=True, start_epoch=done,
+                                trim=trim, trim_multiple=1 if backend == "tensorflow" else 8)
+        print(f"train: object-count buckets: batches of up to {train['batch_size']} questions about scenes of one "
+              f"size ({', '.join(map(str, batches.sizes))} objects), cut to that size; {len(batches)} batches an "
+              f"epoch, {batches.mean_pairs():.1f} pairs a question on average against "
+              f"{data['train'].batch(slice(0, 1))['objects'].shape[1] ** 2} padded.", flush=True)
         fit_data = batches.tf_dataset() if backend == "tensorflow" else batches
     else:
         fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
@@ -950,6 +981,14 @@ def main(argv=None):
         print(f"train: error: train.scenes_per_batch works with the default strategy only, not {strategy_name}; "
               "set train.scenes_per_batch=0 to train with plain batches.", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if recipe["train"]["object_buckets"] and not takes_any_object_count(recipe):
+        print(f"train: error: train.object_buckets needs a model whose builder takes num_objects (a state-description "
+              f"model); {recipe['model']['builder']} does not. Set train.object_buckets=false.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if recipe["train"]["object_buckets"] and strategy_name != "default":
+        print(f"train: error: train.object_buckets works with the default strategy only, not {strategy_name}; "
+              "set train.object_buckets=false to train with plain batches.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if strategy_name == "mirrored" and args.cpu_devices and recipe["train"]["jit_compile"]:
         # XLA cannot compile a replica whose variables sit on another logical CPU device.
         print("train: jit_compile off: XLA does not run across logical CPU devices.", flush=True)
@@ -985,6 +1024,9 @@ def main(argv=None):
     except CheckpointError as err:
         print(f"train: error: {err}", file=sys.stderr)
         return EXIT_BAD_CHECKPOINT
+    except ObjectBucketsError as err:
+        print(f"train: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     wall = time.perf_counter() - start
     model = float32_copy(model, recipe)
     info["bn_recalibration"] = None

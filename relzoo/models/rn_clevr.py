@@ -76,7 +76,8 @@ def build_rn_clevr_state(
     """The RN paper's CLEVR state-description model.
 
     `objects` `(batch, num_objects, object_dim)` with `object_mask` `(batch, num_objects)`
-    (False for padding; pairs with a padded object are left out) -> `PairwiseRelation`
+    (False for padding; pairs with a padded object are left out; `num_objects=None` takes any
+    number, with the same weights) -> `PairwiseRelation`
     conditioned on the question LSTM's state -> f -> `answer_logits` `(batch, num_answers)`.
     `question` `(batch, T)`: token ids of any length T when `question_length` is None (the
     default), else exactly that many.
