@@ -127,21 +127,9 @@ def _object_buckets_class():
             """A `tf.data.Dataset` of this epoch's batches, then the next epoch's at the next iteration
             (`fit` iterates it once per epoch). The batch size, the object count and the trimmed
             inputs' length are left unknown."""
-            import tensorflow as tf
+            from training.epoch_data import epoch_tf_dataset
 
-            x, y = self[0]
-            variable = {self.objects: (0, 1), self.mask: (0, 1), **{k: (0, 1) for k in self.trim}}
-            spec = {k: tf.TensorSpec(tuple(None if d in variable.get(k, (0,)) else n for d, n in enumerate(v.shape)),
-                                     tf.as_dtype(v.dtype), name=k)
-                    for k, v in x.items()}
-
-            def one_epoch():
-                for i in range(len(self)):
-                    yield self[i]
-                self.on_epoch_end()
-
-            signature = (spec, tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
-            return tf.data.Dataset.from_generator(one_epoch, output_signature=signature).prefetch(2)
+            return epoch_tf_dataset(self, {self.objects: (1,), self.mask: (1,), **{k: (1,) for k in self.trim}})
 
     _ObjectBuckets.__name__ = _ObjectBuckets.__qualname__ = "ObjectBuckets"
     return _ObjectBuckets

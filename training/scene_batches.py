@@ -201,18 +201,6 @@ class SceneBatches(keras.utils.PyDataset):
         """A `tf.data.Dataset` of this epoch's batches, then the next epoch's at the next iteration
         (each pass over it is one epoch and reshuffles for the next, as `fit` iterates per epoch).
         The batch dimension and the trimmed inputs' second dimension are left unknown."""
-        import tensorflow as tf
+        from training.epoch_data import epoch_tf_dataset
 
-        x, y = self[0]
-        spec = {k: tf.TensorSpec((None,) + tuple(None if k in self.trim and d == 1 else n
-                                                 for d, n in enumerate(v.shape[1:], start=1)), tf.as_dtype(v.dtype),
-                                 name=k)
-                for k, v in x.items()}
-
-        def one_epoch():
-            for i in range(len(self)):
-                yield self[i]
-            self.on_epoch_end()
-
-        signature = (spec, tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
-        return tf.data.Dataset.from_generator(one_epoch, output_signature=signature).prefetch(2)
+        return epoch_tf_dataset(self, {k: (1,) for k in self.trim})
