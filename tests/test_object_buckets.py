@@ -97,6 +97,7 @@ def test_tf_dataset_passes_batches_of_every_size_then_the_next_epoch():
     epoch0 = [(size, len(rows)) for size, rows in batches.batches]
     ds = batches.tf_dataset()
     assert ds.element_spec[0]["objects"].shape.as_list() == [None, None, 5]
+    assert int(ds.cardinality()) == len(batches)
     assert [(x["objects"].shape[1], len(y)) for x, y in ds] == epoch0
     epoch1 = [(size, len(rows)) for size, rows in ObjectBuckets(ex, 4, seed=2, shuffle=True, start_epoch=1).batches]
     assert epoch1 != epoch0

@@ -24,4 +24,6 @@ def epoch_tf_dataset(batches, variable):
         batches.on_epoch_end()
 
     signature = (spec, tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
-    return tf.data.Dataset.from_generator(one_epoch, output_signature=signature).prefetch(2)
+    ds = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
+    # a known length: `fit` counts its steps and does not warn that the data "ran out" at each epoch's end
+    return ds.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
