@@ -71,8 +71,11 @@ def cmd_evaluate(args):
     from relzoo import artifacts, zoo
     from relzoo.evaluate import evaluate, format_record
 
+    if args.check and args.mismatched_scenes:
+        print("relzoo: --check compares with the card, which holds no --mismatched-scenes numbers.", file=sys.stderr)
+        return 1
     record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
-                      data=args.data, limit=args.limit,
+                      data=args.data, limit=args.limit, mismatched_scenes=args.mismatched_scenes,
                       log=lambda line: print(f"relzoo: {line}", file=sys.stderr, flush=True))
     print(format_record(args.name, record), file=sys.stderr if args.json else sys.stdout)
     if args.json:
@@ -164,6 +167,9 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the metrics record as JSON (the table goes to stderr)")
     p.add_argument("--weights", help="a .keras file instead of the published artifact")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--mismatched-scenes", action="store_true",
+                   help="a control: show each question another question's scene (image or objects); the accuracy "
+                        "left is what the model answers from the question alone")
     p.add_argument("--check", action="store_true", help="fail unless the result matches the card")
     p.add_argument("--tolerance", type=float, default=1e-4, help="allowed difference with --check")
     p.set_defaults(func=cmd_evaluate)

@@ -78,6 +78,29 @@ def evaluate_examples(model, examples, split, batch_size=256):
     return {"values": values, "num_examples": int(len(examples)), "split": split}
 
 
+def mismatch_scenes(examples, seed=0):
+    """The same questions and answers, each paired with another scene than its own.
+
+    A control for question-answering models: what a model scores when the scene it is shown
+    (image or objects) is not the one its question is about is what it gets from the question
+    alone (answer priors); the gap to the plain evaluation is what it reads from the scene.
+    Scene s is replaced by scene `other[s]` for a derangement `other` of the scenes drawn with
+    `seed` (every scene goes to a different one, each used once), so the scenes shown have the
+    same distribution as the real ones.
+    """
+    if not examples.scenes:
+        raise ValueError("mismatched scenes need data whose questions share scene arrays (Examples.scenes); this "
+                         f"data has none (inputs {examples.input_names}).")
+    count = min(len(a) for a in examples.scenes.values())
+    if count < 2:
+        raise ValueError(f"mismatched scenes need at least 2 scenes; this data has {count}.")
+    order = np.random.default_rng([seed, 53]).permutation(count)
+    other = np.empty(count, np.int64)
+    other[order] = np.roll(order, -1)  # each scene of the cycle `order` goes to the next one
+    return Examples(inputs=examples.inputs, answers=examples.answers, scenes=examples.scenes,
+                    scene_index=other[examples.scene_index], scale=examples.scale, groups=examples.groups)
+
+
 FOLDER_DATASETS = {"clevr_world": "CLEVR_v1.0"}  # zoo dataset -> the real data set `--data` reads
 
 
@@ -94,14 +117,17 @@ def folder_examples(entry, data, split="validation", limit=None):
 
 
 
-def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None, log=None):
+def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None, log=None,
+             mismatched_scenes=False):
     """Evaluates a zoo model; returns a card metrics record.
 
     Without `data`: on its dataset's split (default "test"), the numbers in its card.
     With `data` (a folder): on that local copy of the real data set (e.g. CLEVR_v1.0 for
     `rn_clevr`), split default "validation" (CLEVR's "val"; its test split has no answers),
     the first `limit` questions when given. `log`, when given, is called with a line before a
-    split is generated (rendering CLEVR scenes takes minutes).
+    split is generated (rendering CLEVR scenes takes minutes). `mismatched_scenes`: each
+    question is shown another question's scene (`mismatch_scenes`), a control that measures
+    what the model answers without the right scene; the record says so (`"control"`).
     """
     from relzoo import zoo
 
@@ -118,12 +144,17 @@ def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, 
     else:
         split = split or "validation"
         examples = folder_examples(entry, data, split, limit)
+    if mismatched_scenes:
+        examples = mismatch_scenes(examples)
     model = zoo.load(name, weights=weights)
     record = evaluate_examples(model, examples, split, batch_size)
     record["command"] = evaluation_command(name, split)
     if data is not None:
         record["data"] = str(data)
         record["command"] += f" --data {shlex.quote(str(data))}" + ("" if limit is None else f" --limit {limit}")
+    if mismatched_scenes:
+        record["control"] = "mismatched_scenes"
+        record["command"] += " --mismatched-scenes"
     return record
 
 
@@ -131,7 +162,8 @@ def format_record(name, record):
     """The table `relzoo evaluate` prints: accuracy per group and overall."""
     values = record["values"]
     where = f"{record['data']} ({record['split']})" if record.get("data") else f"the {record['split']} split"
-    lines = [f"{name} on {where}: {record['num_examples']} questions"]
+    control = ", each shown another question's scene" if record.get("control") == "mismatched_scenes" else ""
+    lines = [f"{name} on {where}: {record['num_examples']} questions{control}"]
     width = max([len(k.split("/", 1)[-1]) for k in values] + [8])
     for key in sorted(k for k in values if "/" in k):
         lines.append(f"  {key.split('/', 1)[1]:<{width}}  {values[key]:.4f}")
