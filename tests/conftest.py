@@ -1,4 +1,25 @@
 import os
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+# `python -c` this with the trainer's arguments: the trainer runs with every TensorFlow import
+# refused, as on the lent GPU machines (JAX, no TensorFlow)
+_TRAIN_WITHOUT_TENSORFLOW = """
+import sys, runpy
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ImportError("TensorFlow is blocked: the GPU machines have none")
+sys.meta_path.insert(0, _NoTensorFlow())
+sys.argv = ["training.train"] + sys.argv[1:]
+runpy.run_module("training.train", run_name="__main__")
+"""
+
+
+@pytest.fixture
+def train_without_tensorflow():
+    return _TRAIN_WITHOUT_TENSORFLOW

@@ -429,22 +429,13 @@ def test_multi_worker_two_processes_keep_identical_weights_and_resume(tmp_path):
 
 
 # --------------------------------------------------------------------------- JAX
-BLOCK_TF = """
-import sys, runpy
-class _NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ImportError("TensorFlow is blocked: the GPU machines have none")
-sys.meta_path.insert(0, _NoTensorFlow())
-sys.argv = ["training.train"] + sys.argv[1:]
-runpy.run_module("training.train", run_name="__main__")
-"""
 
 
 @pytest.mark.slow
-def test_jax_backend_without_tensorflow(tmp_path):
+def test_jax_backend_without_tensorflow(tmp_path, train_without_tensorflow):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-c", BLOCK_TF, RECIPE, *SMALL, "train.epochs=2", "--run-dir", str(run), "--verbose", "2"]
+    cmd = [sys.executable, "-c", train_without_tensorflow, RECIPE, *SMALL, "train.epochs=2", "--run-dir", str(run),
+           "--verbose", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env=_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu"))
     assert out.returncode == 0, out.stderr[-3000:]
