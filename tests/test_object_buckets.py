@@ -101,7 +101,19 @@ def test_tf_dataset_passes_batches_of_every_size_then_the_next_epoch():
     assert [(x["objects"].shape[1], len(y)) for x, y in ds] == epoch0
     epoch1 = [(size, len(rows)) for size, rows in ObjectBuckets(ex, 4, seed=2, shuffle=True, start_epoch=1).batches]
     assert epoch1 != epoch0
-    assert [(x["objects"].shape[1], len(y)) for x, y in ds] == epoch1  # the first pass ended epoch 0
+    assert [(x["objects"].shape[1], len(y)) for x, y in ds] == epoch1  # the second pass is epoch 1
+
+
+def test_fit_sees_a_new_order_each_epoch_without_running_past_the_last_batch():
+    ex, _ = _examples(num_scenes=40)
+    batches = ObjectBuckets(ex, 4, seed=1, shuffle=True, trim=("question",), trim_multiple=1)
+    model = get_builder("rn_clevr_state")(num_objects=None, vocab_size=20, object_dim=5, num_answers=4,
+                                          embedding_dim=4, lstm_units=8, g_units=(8,), f_units=(8,), dropout=0.0)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(batches.epoch))
+    history = model.fit(batches.tf_dataset(), epochs=3, verbose=0, callbacks=[record])
+    assert seen == [0, 1, 2] and len(history.history["loss"]) == 3
 
 
 def test_errors_say_what_is_expected():

@@ -2,8 +2,8 @@
 
 
 def epoch_tf_dataset(batches, variable):
-    """A `tf.data.Dataset` of `batches`' items, one epoch per pass: after its last item a pass
-    calls `batches.on_epoch_end()`, so the next pass (`fit`'s next epoch) gets the next order.
+    """A `tf.data.Dataset` of `batches`' items, one epoch per pass: each pass after the first
+    begins by calling `batches.on_epoch_end()`, so `fit`'s next epoch gets the next order.
 
     `batches`: a PyDataset of `(inputs dict, answers)` items. `variable`: input name -> the axes
     (besides the batch axis, always unknown) whose size changes from batch to batch; they are left
@@ -18,10 +18,16 @@ def epoch_tf_dataset(batches, variable):
                              tf.as_dtype(v.dtype), name=k)
             for k, v in x.items()}
 
+    passes = []
+
     def one_epoch():
+        # every pass after the first begins the next epoch: `fit` stops after the known number of
+        # steps and may never ask past the last batch, so the end of a pass is not a signal
+        if passes:
+            batches.on_epoch_end()
+        passes.append(None)
         for i in range(len(batches)):
             yield batches[i]
-        batches.on_epoch_end()
 
     signature = (spec, tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
     ds = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
