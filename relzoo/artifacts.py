@@ -95,7 +95,29 @@ def hardware_description():
         mem = f", {kib / 2**20:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.machine()}"
+    gpus = gpu_names()
+    accelerators = f"; GPU: {', '.join(gpus)}" if gpus else ""
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.machine()}{accelerators}"
+
+
+def gpu_names():
+    """The names of this machine's NVIDIA GPUs (from `nvidia-smi`), with their memory; [] where
+    there are none or `nvidia-smi` is missing or fails."""
+    import subprocess
+
+    try:
+        run = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if run.returncode != 0:
+        return []
+    names = []
+    for line in run.stdout.splitlines():
+        name, _, memory = line.partition(",")
+        if name.strip():
+            names.append(f"{name.strip()} ({memory.strip()})" if memory.strip() else name.strip())
+    return names
 
 
 def read_card(directory):

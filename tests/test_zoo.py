@@ -187,6 +187,28 @@ def test_no_lambda_layers_in_relzoo():
     assert not offenders
 
 
+def test_hardware_description_names_the_gpus_nvidia_smi_lists(monkeypatch):
+    """A card trained on a GPU says which; no nvidia-smi (or a failing one) adds nothing."""
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="NVIDIA H200, 143771 MiB\nNVIDIA H200, 143771 MiB\n")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    text = artifacts.hardware_description()
+    assert calls and calls[0][0] == "nvidia-smi"
+    assert text.endswith("; GPU: NVIDIA H200 (143771 MiB), NVIDIA H200 (143771 MiB)")
+
+    def missing(cmd, **kwargs):
+        raise FileNotFoundError(cmd[0])
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    assert "GPU" not in artifacts.hardware_description()
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 9, stdout="", stderr="x"))
+    assert artifacts.gpu_names() == []
+
+
 def test_artifacts_are_saved_without_optimizer_state(tmp_path):
     model = relzoo.load(TINY, weights=None)
     model.compile(optimizer="adam", loss="mse")
