@@ -41,13 +41,16 @@ STEPS = {"sort_of_clevr": 8, "clevr": 8, "nth_farthest": 16}
 BATCH = {"sort_of_clevr": 64, "clevr": 64, "nth_farthest": 256}
 
 
+QUESTION_LENGTH = 50  # a dimension the model leaves open (the CLEVR models' question length) gets this
+
+
 def _inputs(model, n, rng):
     """Random inputs of the model's input names and shapes (token ids for `question` when int)."""
     import numpy as np
 
     x = {}
     for t in model.inputs:
-        shape = (n,) + tuple(t.shape[1:])
+        shape = (n,) + tuple(QUESTION_LENGTH if d is None else d for d in t.shape[1:])
         if "int" in str(t.dtype):
             x[t.name] = rng.integers(1, 80, shape).astype("int32")
         elif "bool" in str(t.dtype):

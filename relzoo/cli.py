@@ -74,12 +74,24 @@ def cmd_evaluate(args):
     if args.check and args.mismatched_scenes:
         print("relzoo: --check compares with the card, which holds no --mismatched-scenes numbers.", file=sys.stderr)
         return 1
+    problem = None
+    if args.record and args.check:
+        problem = "--record writes the card and --check compares with it; use one of them."
+    elif args.record and (args.data is not None or args.mismatched_scenes):
+        problem = "--record writes the generated splits' numbers only (not --data or --mismatched-scenes)."
+    elif args.record and args.weights is not None:
+        problem = "--record writes the published artifact's card; it cannot take --weights."
+    if problem:
+        print(f"relzoo: {problem}", file=sys.stderr)
+        return 1
     record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
                       data=args.data, limit=args.limit, mismatched_scenes=args.mismatched_scenes,
                       log=lambda line: print(f"relzoo: {line}", file=sys.stderr, flush=True))
     print(format_record(args.name, record), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=True))
+    if args.record:
+        return record_in_card(args, record)
     if not args.check:
         return 0
     if args.data is not None:
@@ -101,6 +113,38 @@ def cmd_evaluate(args):
         print(f"relzoo: measured values differ from the card (card, measured): {mismatches}", file=sys.stderr)
         return 1
     print(f"relzoo: matches the card's {record['split']} metrics (tolerance {args.tolerance}).")
+    return 0
+
+
+def record_in_card(args, record):
+    """`relzoo evaluate NAME --split S --record`: the measured record replaces the card's record of
+    that split, which is kept, with when and where it had been measured, in `superseded_metrics`.
+
+    For a card whose numbers were measured where the published artifact cannot be checked (a GPU,
+    whose float32 matrix products run at reduced precision): the card then holds what this command
+    measures here, and says where it measured it.
+    """
+    import datetime
+
+    from relzoo import artifacts, zoo
+
+    directory = zoo.artifact_dir(args.name)
+    card = artifacts.read_card(directory)
+    import keras
+
+    record["measured"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                          "hardware": artifacts.hardware_description(), "backend": keras.backend.backend(),
+                          "versions": artifacts.versions()}
+    metrics = card.get("metrics", [])
+    old = [r for r in metrics if r.get("split") == record["split"]]
+    card["metrics"] = [record if r.get("split") == record["split"] else r for r in metrics] + ([] if old else [record])
+    if old:
+        card.setdefault("superseded_metrics", []).extend(
+            dict(r, superseded=record["measured"]["date"], measured=r.get("measured", {
+                "hardware": card.get("training", {}).get("hardware"), "backend": card.get("training", {}).get("backend"),
+                "note": "measured by the trainer when it published the artifact"})) for r in old)
+    artifacts.write_card(directory, card)
+    print(f"relzoo: wrote the {record['split']} metrics into {directory / artifacts.CARD_FILE}.")
     return 0
 
 
@@ -172,6 +216,9 @@ def main(argv=None):
                         "left is what the model answers from the question alone")
     p.add_argument("--check", action="store_true", help="fail unless the result matches the card")
     p.add_argument("--tolerance", type=float, default=1e-4, help="allowed difference with --check")
+    p.add_argument("--record", action="store_true",
+                   help="write the result into the published card (replacing that split's record, which is kept "
+                        "under superseded_metrics): for a card measured on other hardware, such as a GPU")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("export", help="write a TensorFlow Serving SavedModel: OUTDIR/NAME/VERSION/")
     p.add_argument("name")

@@ -285,6 +285,31 @@ def test_cli_evaluate_check_reproduces_a_card_and_catches_a_wrong_one(tmp_path):
     assert out.returncode == 1 and "differ from the card" in out.stderr, out.stderr[-3000:]
 
 
+@pytest.mark.slow
+def test_cli_evaluate_record_rewrites_the_card_with_what_it_measures(tmp_path):
+    """--record replaces a split's record with the measured one (saying where it was measured),
+    keeps the replaced one, and --check then agrees; it refuses to run with --check."""
+    name = "rn_nearest_object"
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "saved_models" / name, home / name)
+    card = json.loads((home / name / "card.json").read_text())
+    published = card["metrics"][0]["values"]["accuracy"]
+    card["metrics"][0]["values"]["accuracy"] = round(published - 0.01, 6)  # as if measured elsewhere
+    (home / name / "card.json").write_text(json.dumps(card))
+    out = _relzoo_cli("evaluate", name, "--split", "test", "--record", "--check", env_home=home)
+    assert out.returncode == 1 and "use one of them" in out.stderr
+    out = _relzoo_cli("evaluate", name, "--split", "test", "--record", env_home=home)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rewritten = json.loads((home / name / "card.json").read_text())
+    test = [r for r in rewritten["metrics"] if r["split"] == "test"]
+    assert len(test) == 1 and test[0]["values"]["accuracy"] == published
+    assert test[0]["command"] == f"relzoo evaluate {name} --split test" and test[0]["measured"]["hardware"]
+    assert [r["values"]["accuracy"] for r in rewritten["superseded_metrics"]] == [round(published - 0.01, 6)]
+    assert [r["split"] for r in rewritten["metrics"]] == [r["split"] for r in card["metrics"]]
+    out = _relzoo_cli("evaluate", name, "--split", "test", "--check", env_home=home)
+    assert out.returncode == 0 and "matches the card" in out.stdout, out.stderr[-3000:]
+
+
 def test_register_a_user_entry():
     entry = zoo.get_entry(TINY)
     mine = dataclasses.replace(entry, name="my_rn", test_only=False)

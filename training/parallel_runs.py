@@ -12,6 +12,9 @@ checkpointed epoch has the highest `val_accuracy` (the validation split; the tes
 part in the choice) is then published by the trainer itself, resuming its run folder with
 `train.epochs` set to the epochs it completed, so that the card's command and recipe values are
 that run's own. Every candidate's per-epoch logs go to `<runs>/<name>-sweep.json`.
+
+A card published on a GPU holds the GPU's evaluation, which can differ from a CPU's by a few
+borderline examples; `relzoo evaluate NAME --split S --record` on a CPU re-measures it there.
 """
 
 import argparse
@@ -86,8 +89,7 @@ def main(argv=None):
 
     name = recipes.load(args.recipe, [])["name"]
     runs = Path(args.runs)
-    if not runs.is_absolute():
-        (ROOT / runs).mkdir(parents=True, exist_ok=True)
+    (ROOT / runs).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # JAX takes 75% of a GPU's memory per process by default; the candidates share one
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
