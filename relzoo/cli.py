@@ -120,17 +120,19 @@ def record_in_card(args, record):
     """`relzoo evaluate NAME --split S --record`: the measured record replaces the card's record of
     that split, which is kept, with when and where it had been measured, in `superseded_metrics`.
 
-    For a card whose numbers were measured where the published artifact cannot be checked (a GPU,
-    whose float32 matrix products run at reduced precision): the card then holds what this command
-    measures here, and says where it measured it.
+    For a card measured on other hardware than its users check it on: a GPU sums in another order
+    and, under JAX by default, multiplies float32 matrices at TF32 precision, so a few borderline
+    answers can differ from a CPU's. The card then holds what this command measures here, and
+    says where it measured it.
     """
     import datetime
+
+    import keras
 
     from relzoo import artifacts, zoo
 
     directory = zoo.artifact_dir(args.name)
     card = artifacts.read_card(directory)
-    import keras
 
     record["measured"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                           "hardware": artifacts.hardware_description(), "backend": keras.backend.backend(),
