@@ -74,16 +74,15 @@ def cmd_evaluate(args):
     if args.check and args.mismatched_scenes:
         print("relzoo: --check compares with the card, which holds no --mismatched-scenes numbers.", file=sys.stderr)
         return 1
-    problem = None
-    if args.record and args.check:
-        problem = "--record writes the card and --check compares with it; use one of them."
-    elif args.record and (args.data is not None or args.mismatched_scenes):
-        problem = "--record writes the generated splits' numbers only (not --data or --mismatched-scenes)."
-    elif args.record and args.weights is not None:
-        problem = "--record writes the published artifact's card; it cannot take --weights."
-    if problem:
-        print(f"relzoo: {problem}", file=sys.stderr)
-        return 1
+    if args.record:
+        problem = ("--record writes the card and --check compares with it; use one of them." if args.check else
+                   "--record writes the generated splits' numbers only (not --data or --mismatched-scenes)."
+                   if args.data is not None or args.mismatched_scenes else
+                   "--record writes the published artifact's card; it cannot take --weights."
+                   if args.weights is not None else None)
+        if problem:
+            print(f"relzoo: {problem}", file=sys.stderr)
+            return 1
     record = evaluate(args.name, split=args.split, weights=args.weights or "pretrained", batch_size=args.batch_size,
                       data=args.data, limit=args.limit, mismatched_scenes=args.mismatched_scenes,
                       log=lambda line: print(f"relzoo: {line}", file=sys.stderr, flush=True))
@@ -137,14 +136,20 @@ def record_in_card(args, record):
     record["measured"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                           "hardware": artifacts.hardware_description(), "backend": keras.backend.backend(),
                           "versions": artifacts.versions()}
-    metrics = card.get("metrics", [])
-    old = [r for r in metrics if r.get("split") == record["split"]]
-    card["metrics"] = [record if r.get("split") == record["split"] else r for r in metrics] + ([] if old else [record])
-    if old:
-        card.setdefault("superseded_metrics", []).extend(
-            dict(r, superseded=record["measured"]["date"], measured=r.get("measured", {
-                "hardware": card.get("training", {}).get("hardware"), "backend": card.get("training", {}).get("backend"),
-                "note": "measured by the trainer when it published the artifact"})) for r in old)
+    training = card.get("training", {})
+    published = {"hardware": training.get("hardware"), "backend": training.get("backend"),
+                 "note": "measured by the trainer when it published the artifact"}
+    kept, superseded = [], []
+    for r in card.get("metrics", []):
+        if r.get("split") == record["split"]:
+            superseded.append(dict(r, superseded=record["measured"]["date"], measured=r.get("measured", published)))
+        else:
+            kept.append(r)
+    # the new record takes the old one's place (or comes last)
+    at = next((i for i, r in enumerate(card.get("metrics", [])) if r.get("split") == record["split"]), len(kept))
+    card["metrics"] = kept[:at] + [record] + kept[at:]
+    if superseded:
+        card.setdefault("superseded_metrics", []).extend(superseded)
     artifacts.write_card(directory, card)
     print(f"relzoo: wrote the {record['split']} metrics into {directory / artifacts.CARD_FILE}.")
     return 0

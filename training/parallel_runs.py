@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from training.train import completed_epochs, read_epoch_log  # (no Keras import at module level)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,15 +48,10 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def completed(run_dir):
-    from training.train import completed_epochs
-
-    return completed_epochs(ROOT / run_dir / "backup")
-
-
-def epoch_logs(run_dir):
-    path = ROOT / run_dir / "epochs.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+def train_command(recipe, overrides, epochs, run_dir):
+    """The trainer's command line for one candidate (`run_dir` relative: the card records it)."""
+    return [sys.executable, "-m", "training.train", recipe, *overrides, f"train.epochs={epochs}",
+            "--run-dir", str(run_dir), "--verbose", "2"]
 
 
 def choose(results, metric):
@@ -93,7 +90,7 @@ def main(argv=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # JAX takes 75% of a GPU's memory per process by default; the candidates share one
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    procs, dirs, commands = [], [], []
+    procs, dirs, logs = [], [], []
     for k, cand in enumerate(args.candidate):
         run_dir = runs / f"{name}-{k}"
         here = ROOT / run_dir  # run_dir itself stays relative: it is what the command (and card) records
@@ -103,25 +100,23 @@ def main(argv=None):
             for f in Path(args.data_cache).glob("*.npz"):
                 if not (here / "data" / f.name).exists():
                     shutil.copy2(f, here / "data" / f.name)
-        overrides = shlex.split(cand)
-        cmd = [sys.executable, "-m", "training.train", args.recipe, *overrides, f"train.epochs={args.max_epochs}",
-               "--run-dir", str(run_dir), "--verbose", "2"]
-        log = open(here / "log.txt", "a")
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cmd = train_command(args.recipe, shlex.split(cand), args.max_epochs, run_dir)
+        logs.append(open(here / "log.txt", "a"))
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT,
                                       start_new_session=True))
         dirs.append(run_dir)
-        commands.append(overrides)
         print(f"parallel_runs: candidate {k}: {cand} -> {run_dir}", flush=True)
-    started = time.time()
-    deadline = started + args.minutes * 60
+    deadline = time.time() + args.minutes * 60
     while time.time() < deadline and any(p.poll() is None for p in procs):
         time.sleep(5)
     stop(procs)
+    for f in logs:
+        f.close()
     results = []
     for k, run_dir in enumerate(dirs):
-        log = epoch_logs(run_dir)
+        log = read_epoch_log(ROOT / run_dir / "epochs.json")
         results.append({"candidate": args.candidate[k], "run_dir": str(run_dir), "exit_code": procs[k].returncode,
-                        "epochs": completed(run_dir), "log": log})
+                        "epochs": completed_epochs(ROOT / run_dir / "backup"), "log": log})
         vals = [round(e["logs"].get(args.metric, float("nan")), 4) for e in log]
         secs = [e["seconds"] for e in log]
         print(f"parallel_runs: candidate {k} ({args.candidate[k]}): {results[-1]['epochs']} epochs checkpointed; "
@@ -135,8 +130,7 @@ def main(argv=None):
         return 1
     print(f"parallel_runs: chosen: candidate {best} ({args.candidate[best]}), {results[best]['epochs']} epochs",
           flush=True)
-    cmd = [sys.executable, "-m", "training.train", args.recipe, *commands[best],
-           f"train.epochs={results[best]['epochs']}", "--run-dir", str(dirs[best]), "--verbose", "2"]
+    cmd = train_command(args.recipe, shlex.split(args.candidate[best]), results[best]["epochs"], dirs[best])
     if args.publish:
         cmd.append("--publish")
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
