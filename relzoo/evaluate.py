@@ -6,6 +6,7 @@ reproduces its numbers. `relzoo evaluate NAME --data PATH` measures a model on a
 local copy of the real data set (CLEVR v1.0 for the CLEVR models), per category.
 """
 
+import inspect
 import shlex
 
 import numpy as np
@@ -16,8 +17,11 @@ from relzoo.datasets.examples import Examples
 SPLITS = ("train", "validation", "test")
 
 
-def dataset_split(spec, split):
-    """The `Examples` of a dataset spec's split (`{"name", "seed", "<split>_size", "options"}`)."""
+def dataset_split(spec, split, renderer=None):
+    """The `Examples` of a dataset spec's split (`{"name", "seed", "<split>_size", "options"}`).
+
+    `renderer`: for data sets that render images (clevr_world), which renderer makes them
+    ("numpy", the default, or "jax"); None leaves the data set's default."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
     key = f"{split}_size"
@@ -30,7 +34,13 @@ def dataset_split(spec, split):
             f"The dataset spec asks for {spec['name']} version {version}, but this relzoo generates "
             f"version {module.VERSION}: the numbers would not be comparable."
         )
-    options = spec.get("options", {})
+    options = dict(spec.get("options", {}))
+    if renderer is not None:
+        generate = module.generate_examples if hasattr(module, "generate_examples") else module.generate
+        if "renderer" not in inspect.signature(generate).parameters:
+            raise ValueError(f"The dataset {spec['name']!r} renders no images; it takes no renderer "
+                             f"(got {renderer!r}).")
+        options["renderer"] = renderer
     if hasattr(module, "generate_examples"):
         return module.generate_examples(spec[key], seed=spec["seed"], split=split, **options)
     inputs, answers = module.generate(spec[key], seed=spec["seed"], split=split, **options)

@@ -172,3 +172,49 @@ def test_missing_jax_is_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)  # `import jax` raises ImportError
     with pytest.raises(ImportError, match="test dependency"):
         RJ.render_batch(RJ.scene_table([built_scene()]), 48, 32)
+
+
+def test_the_dataset_renders_with_jax_as_with_numpy(tmp_path):
+    """`generate_split(renderer="jax")`: the same scenes, questions and (on this CPU, float64) images."""
+    from relzoo.datasets.clevr import dataset as D
+    from relzoo.evaluate import dataset_split
+    from training import train
+
+    want = D.generate_split(5, seed=2, split="validation", representation="pixels", workers=1, progress=False,
+                            image_size=32)
+    got = D.generate_split(5, seed=2, split="validation", representation="pixels", workers=1, progress=False,
+                           image_size=32, renderer="jax")
+    for a, b in ((want[0], got[0]), (want[1], got[1])):
+        assert set(a) == set(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert want[2] == got[2]
+    with pytest.raises(ValueError, match="renderer must be one of"):
+        D.generate_split(1, representation="pixels", renderer="blender", progress=False)
+    with pytest.raises(ValueError, match="takes no renderer"):
+        dataset_split({"name": "nearest_object", "seed": 0, "test_size": 4}, "test", renderer="jax")
+    # the trainer keys its cache by the renderer of the training split only
+    spec = {"name": "clevr_world", "seed": 0, "train_size": 3}
+    assert train._data_fingerprint(spec, "train", b"", "jax") != train._data_fingerprint(spec, "train", b"")
+    assert train._data_fingerprint(spec, "train", b"", "numpy") == train._data_fingerprint(spec, "train", b"")
+
+
+def test_an_unrendered_split_renders_into_the_same_examples(tmp_path):
+    """`generate_unrendered` (scenes and questions, no images, saved compressed) then
+    `render_unrendered` gives the `Examples` of `generate_examples` (on this CPU, to the byte)."""
+    from relzoo.datasets.clevr import dataset as D
+
+    want = D.generate_examples(4, seed=5, split="train", representation="pixels", workers=1)
+    parts = D.generate_unrendered(4, seed=5, split="train", workers=1)
+    np.savez_compressed(tmp_path / "u.npz", **parts)
+    with np.load(tmp_path / "u.npz") as back:
+        got = D.render_unrendered(back)
+    assert set(got.inputs) == set(want.inputs) and set(got.scenes) == set(want.scenes) == {"image"}
+    np.testing.assert_array_equal(got.inputs["question"], want.inputs["question"])
+    np.testing.assert_array_equal(got.scenes["image"], want.scenes["image"])
+    np.testing.assert_array_equal(got.answers, want.answers)
+    np.testing.assert_array_equal(got.scene_index, want.scene_index)
+    np.testing.assert_array_equal(got.groups["category"][0], want.groups["category"][0])
+    assert got.scale == want.scale and got.inputs["question"].dtype == np.int32
+    with pytest.raises(ValueError, match="generate_unrendered"):
+        D.render_unrendered({k: v for k, v in parts.items() if k != "questions/answer"})

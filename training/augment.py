@@ -8,8 +8,9 @@ thousand rendered scenes, that is the difference between learning the objects an
 memorising the images.
 
 `jitter_images` does both in one resampling (bilinear; what falls outside the image is 0, as
-with zero padding). It is numpy, for the trainer's data pipeline; models and evaluation never
-see it.
+with zero padding). It is numpy, for the trainer's scene-grouped batches; `training.device_feed`
+does the same resampling inside the compiled training step (`ImageJitter`). Models and
+evaluation never see either.
 """
 
 import numpy as np
@@ -41,15 +42,38 @@ def jitter_images(images, rng, max_shift=0, max_rotation=0.0):
         raise ValueError(f"max_rotation must be a number >= 0 (radians), got {max_rotation!r}.")
     if max_shift == 0 and max_rotation == 0:
         return images
-    k, h, w, _ = images.shape
-    shift = rng.integers(-max_shift, max_shift + 1, size=(k, 2)).astype(np.float32)
-    angle = rng.uniform(-max_rotation, max_rotation, size=k).astype(np.float32)
-    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    cy, cx = np.float32((h - 1) / 2), np.float32((w - 1) / 2)
-    y, x = np.meshgrid(np.arange(h, dtype=np.float32) - cy, np.arange(w, dtype=np.float32) - cx, indexing="ij")
-    # where each output pixel comes from: the inverse rotation, then the inverse shift
+    shift, angle = jitter_draws(rng, len(images), max_shift, max_rotation)
+    return apply_jitter(images, shift, angle)
+
+
+def jitter_draws(rng, count, max_shift, max_rotation):
+    """`jitter_images`' draws for `count` images: shifts `(count, 2)` float32 `(dy, dx)`, whole
+    pixels uniform in `[-max_shift, max_shift]`, then angles `(count,)` float32 uniform in
+    `[-max_rotation, max_rotation]` radians."""
+    shift = rng.integers(-max_shift, max_shift + 1, size=(count, 2)).astype(np.float32)
+    angle = rng.uniform(-max_rotation, max_rotation, size=count).astype(np.float32)
+    return shift, angle
+
+
+def jitter_sources(height, width, shift, angle, xp=np):
+    """Where each output pixel of `apply_jitter` reads from: `(src_y, src_x)`, each `(K, H, W)`
+    float32, for shifts `(K, 2)` and angles `(K,)` (numpy, or `xp=keras.ops` for tensors)."""
+    cos, sin = xp.cos(angle)[:, None, None], xp.sin(angle)[:, None, None]
+    cy, cx = np.float32((height - 1) / 2), np.float32((width - 1) / 2)
+    y, x = np.meshgrid(np.arange(height, dtype=np.float32) - cy, np.arange(width, dtype=np.float32) - cx,
+                       indexing="ij")
+    # the inverse rotation, then the inverse shift
     src_y = cos * y - sin * x + cy - shift[:, 0, None, None]
     src_x = sin * y + cos * x + cx - shift[:, 1, None, None]
+    return src_y, src_x
+
+
+def apply_jitter(images, shift, angle):
+    """Images `(K, H, W, C)` float32 moved by `shift` `(K, 2)` (dy, dx; pixels) and rotated
+    about their centres by `angle` `(K,)` (radians), bilinear, 0 outside (numpy)."""
+    images = np.asarray(images, np.float32)
+    k, h, w, _ = images.shape
+    src_y, src_x = jitter_sources(h, w, np.asarray(shift, np.float32), np.asarray(angle, np.float32))
     y0, x0 = np.floor(src_y), np.floor(src_x)
     fy, fx = src_y - y0, src_x - x0
     rows = np.arange(k)[:, None, None]

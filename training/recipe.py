@@ -27,8 +27,8 @@ TRAIN_DEFAULTS = {
     # > 0: each training batch is this many scenes with all their questions, and the image
     # encoder runs once per scene (training/scene_batches.py); 0: batches of `batch_size` questions
     "scenes_per_batch": 0,
-    # scene-grouped batches only: each training image shifted by up to this many whole pixels
-    # and rotated by up to this many radians (training/augment.py); 0: the images as they are
+    # scene-grouped batches or device_feed: each training image shifted by up to this many whole
+    # pixels and rotated by up to this many radians (training/augment.py); 0: the images as they are
     "image_shift": 0,
     "image_rotation": 0.0,
     # true: training batches hold questions about scenes with the same number of objects, cut to
@@ -39,6 +39,10 @@ TRAIN_DEFAULTS = {
     # run starts from those weights instead of a fresh initialisation (the optimizer starts anew);
     # the card records the source, its sha256 and its own training (training/train.py, warm_start)
     "init_from": None,
+    # true: batches shaped for an accelerator (training/device_feed.py): exactly batch_size
+    # questions, token ids at full length, uint8 images scaled and jittered inside the compiled
+    # step; false: the default feed (cut questions, a partial last batch, host-side scaling)
+    "device_feed": False,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -113,9 +117,15 @@ def validate(recipe, source="recipe"):
     if not isinstance(train["image_rotation"], (int, float)) or not 0 <= train["image_rotation"] <= math.pi:  # NaN too
         raise RecipeError(f"{source}: train.image_rotation must be a number of radians in [0, pi] (0: off), "
                           f"got {train['image_rotation']!r}.")
-    if (train["image_shift"] or train["image_rotation"]) and not train["scenes_per_batch"]:
+    if not isinstance(train["device_feed"], bool):
+        raise RecipeError(f"{source}: train.device_feed must be true or false, got {train['device_feed']!r}.")
+    if train["device_feed"] and (train["scenes_per_batch"] or train["object_buckets"]):
+        raise RecipeError(f"{source}: train.device_feed feeds plain batches of batch_size questions; it cannot be "
+                          "combined with train.scenes_per_batch or train.object_buckets.")
+    if (train["image_shift"] or train["image_rotation"]) and not (train["scenes_per_batch"] or train["device_feed"]):
         raise RecipeError(f"{source}: train.image_shift and train.image_rotation jitter the scene images of "
-                          "scene-grouped batches; set train.scenes_per_batch (e.g. 8) to use them.")
+                          "scene-grouped batches or of the device feed; set train.scenes_per_batch (e.g. 8) or "
+                          "train.device_feed = true to use them.")
     if not isinstance(train["object_buckets"], bool):
         raise RecipeError(f"{source}: train.object_buckets must be true or false, got {train['object_buckets']!r}.")
     if train["object_buckets"] and train["scenes_per_batch"]:

@@ -75,6 +75,13 @@ def parse_args(argv):
                    help="generate the data on every start instead of keeping it in RUN_DIR/data/")
     p.add_argument("--prepare-data", action="store_true",
                    help="only generate the recipe's data into RUN_DIR/data/ (the cache a later run reuses), then exit")
+    p.add_argument("--renderer", choices=("numpy", "jax"), default="numpy",
+                   help="what renders the training split's images (image data sets): numpy (the CPU renderer, "
+                        "in worker processes) or jax (relzoo.datasets.clevr.render_jax, for a GPU); validation and "
+                        "test are always rendered by numpy")
+    p.add_argument("--prepare-scenes", action="store_true",
+                   help="only generate the training split's scenes and questions, without images, into RUN_DIR/data/ "
+                        "(a few MB to carry to a GPU machine, where --renderer jax renders them), then exit")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras verbosity: 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
     return p.parse_args(argv)
@@ -240,20 +247,27 @@ def _data_code():
     return b"".join(parts)
 
 
-def _data_fingerprint(spec, split, code=None):
-    """What a generated split depends on: its spec and the data set code (`_data_code`), so a
-    cached copy is used only when it would be generated identically."""
-    key = json.dumps({"spec": spec, "split": split}, sort_keys=True).encode()
+def _data_fingerprint(spec, split, code=None, renderer="numpy"):
+    """What a generated split depends on: its spec, the data set code (`_data_code`) and, when it
+    is not the default, the renderer of its images, so a cached copy is used only when it would
+    be generated identically."""
+    fields = {"spec": spec, "split": split}
+    if renderer != "numpy":
+        fields["renderer"] = renderer
+    key = json.dumps(fields, sort_keys=True).encode()
     return hashlib.sha256(key + (_data_code() if code is None else code)).hexdigest()[:16]
 
 
-def load_data(recipe, cache_dir=None):
+def load_data(recipe, cache_dir=None, renderer="numpy"):
     """The train, validation and test `Examples` of the recipe's data set.
 
     With `cache_dir`, each generated split is kept there as `.npz` (keyed by the spec and the
     data set code) and reused by a resumed run instead of being generated again. Streams
-    (fresh examples every epoch) are not cached.
+    (fresh examples every epoch) are not cached. `renderer` ("numpy" or "jax") renders the
+    training split's images, for data sets with images; the other splits use numpy.
     """
+    import numpy as np
+
     from relzoo.datasets.examples import Examples, Stream
     from relzoo.evaluate import dataset_split
 
@@ -261,7 +275,9 @@ def load_data(recipe, cache_dir=None):
     code = None if cache_dir is None else _data_code()  # read the code once, not per split
     data = {}
     for split in ("train", "validation", "test"):
-        path = None if cache_dir is None else Path(cache_dir) / f"{split}-{_data_fingerprint(spec, split, code)}.npz"
+        split_renderer = renderer if split == "train" else "numpy"
+        path = None if cache_dir is None else \
+            Path(cache_dir) / f"{split}-{_data_fingerprint(spec, split, code, split_renderer)}.npz"
         if path is not None and path.is_file():
             try:
                 data[split] = Examples.load(path)
@@ -270,13 +286,52 @@ def load_data(recipe, cache_dir=None):
             except Exception as err:  # noqa: BLE001  a damaged cache file (any reader error) is regenerated, never used
                 print(f"train: the cached {split} split {path} is unreadable ({err}); generating it again", flush=True)
         started = time.perf_counter()
-        data[split] = dataset_split(spec, split)
+        scenes_file = None if path is None else unrendered_path(path)
+        if split_renderer == "jax" and scenes_file.is_file():  # scenes and questions made ahead (--prepare-scenes)
+            from relzoo.datasets import get_dataset
+
+            with np.load(scenes_file) as parts:
+                data[split] = get_dataset(spec["name"]).render_unrendered(parts)
+            print(f"train: rendered the {split} split's images from {scenes_file.name} with the jax renderer in "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+        else:
+            data[split] = dataset_split(spec, split, renderer=None if split_renderer == "numpy" else split_renderer)
         if path is not None and not isinstance(data[split], Stream):
             path.parent.mkdir(parents=True, exist_ok=True)
             data[split].save(path)
-            print(f"train: generated the {split} split in {time.perf_counter() - started:.0f} s; cached as "
+            how = "" if split_renderer == "numpy" else f" (images by the {split_renderer} renderer)"
+            print(f"train: generated the {split} split{how} in {time.perf_counter() - started:.0f} s; cached as "
                   f"{path.name}", flush=True)
     return data
+
+
+def unrendered_path(path):
+    """Where `--prepare-scenes` keeps a split's scenes and questions: beside its cache `path`."""
+    return Path(path).with_name(Path(path).name.replace(".npz", ".unrendered.npz"))
+
+
+def prepare_scenes(recipe, cache_dir):
+    """Writes the training split's scenes and questions, without images (`generate_unrendered`),
+    where a `--renderer jax` run with the same recipe and code finds them. Returns the path."""
+    import numpy as np
+
+    from relzoo.datasets import get_dataset
+
+    spec = recipe["dataset"]
+    module = get_dataset(spec["name"])
+    if not hasattr(module, "generate_unrendered"):
+        raise ValueError(f"--prepare-scenes: the dataset {spec['name']!r} has no unrendered form (only clevr_world "
+                         "with the pixels representation).")
+    if spec.get("options", {}).get("representation", "pixels") != "pixels":
+        raise ValueError("--prepare-scenes is for image data (representation = \"pixels\"); state descriptions "
+                         "need no rendering: use --prepare-data.")
+    path = unrendered_path(Path(cache_dir) / f"train-{_data_fingerprint(spec, 'train', _data_code(), 'jax')}.npz")
+    parts = module.generate_unrendered(spec["train_size"], seed=spec["seed"], split="train", progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez_compressed(tmp, **parts)
+    os.replace(tmp, path)
+    return path
 
 
 def fit_inputs(examples, batch_size, seed, shuffle, backend, drop_remainder=False, start_epoch=0, trim=()):
@@ -633,7 +688,7 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
     train = recipe["train"]
     NaNGuard, GuardedBackup, Throughput, PreciseBatchNorm = _keras_callbacks()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    grouped, buckets = train["scenes_per_batch"], train["object_buckets"]
+    grouped, buckets, device_feed = train["scenes_per_batch"], train["object_buckets"], train["device_feed"]
     with scope:
         model = compiled_model(recipe, any_object_count=buckets)
         fit_model = model
@@ -641,6 +696,11 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
             from training.scene_batches import scene_grouped_model
 
             fit_model = compile_for_training(scene_grouped_model(model, data["train"].scenes), train)
+        elif device_feed:  # a twin sharing the model's layers that scales (and jitters) raw inputs itself
+            from training.device_feed import device_fed_model
+
+            fit_model = compile_for_training(device_fed_model(model, data["train"], train["image_shift"],
+                                                              train["image_rotation"], seed=recipe["seed"]), train)
     guard = NaNGuard()
     backup_dir = run_dir / "backup"
     done = completed_epochs(backup_dir)
@@ -679,12 +739,24 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
               f"epoch, {batches.mean_pairs():.1f} pairs a question on average against "
               f"{data['train'].batch(slice(0, 1))['objects'].shape[1] ** 2} padded.", flush=True)
         fit_data = batches.tf_dataset() if backend == "tensorflow" else batches
+    elif device_feed:
+        from training.device_feed import DeviceBatches
+
+        fit_data = DeviceBatches(data["train"], train["batch_size"], seed=recipe["seed"], start_epoch=done)
+        raw = sorted(data["train"].scale)
+        jitter = (f"; images jittered on the device by up to {train['image_shift']} pixels and "
+                  f"{train['image_rotation']} radians" if train["image_shift"] or train["image_rotation"] else "")
+        print(f"train: device feed: {len(fit_data)} batches of {train['batch_size']} an epoch (the last "
+              f"{len(data['train']) % train['batch_size']} examples of each epoch's order left out), full-length "
+              f"questions{', ' + ', '.join(raw) + ' sent raw and scaled in the step' if raw else ''}{jitter}.",
+              flush=True)
     else:
         fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
                               trim=trim)
-    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend, trim=trim)
+    val_data = fit_inputs(data["validation"], max(train["batch_size"], 256), recipe["seed"], False, backend,
+                          trim=() if device_feed else trim)  # the device feed: one question length, one compile
     recalibrate = bool(batch_norm_layers(model) and train["bn_recalibration_batches"] and train["strategy"] == "default")
-    if recalibrate or grouped:
+    if recalibrate or grouped or device_feed:
         # validation (of the model itself when a twin is fit) after recomputing the BatchNormalization
         # statistics (first, so that every later callback, the checkpoint and the logs see the
         # recalibrated model and metrics)
@@ -920,6 +992,10 @@ def write_outputs(model, recipe, info, args, run_dir, wall_time, strategy_name, 
             "final": {k: (round(v[-1], 6) if v else None) for k, v in info["history"].items()},
         },
     }
+    if getattr(args, "renderer", "numpy") != "numpy":
+        card["training"]["train_images_renderer"] = (f"{args.renderer}: the training split's images by "
+                                                     "relzoo.datasets.clevr.render_jax (float64); validation and "
+                                                     "test by relzoo.datasets.clevr.render (numpy)")
     init = info.get("init_from")
     if init is not None:  # a warm-started run: its source, and the totals over the whole chain
         training = card["training"]
@@ -989,6 +1065,10 @@ def main(argv=None):
         print(f"train: error: train.object_buckets works with the default strategy only, not {strategy_name}; "
               "set train.object_buckets=false to train with plain batches.", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if recipe["train"]["device_feed"] and strategy_name != "default":
+        print(f"train: error: train.device_feed works with the default strategy only, not {strategy_name}; "
+              "set train.device_feed=false.", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if strategy_name == "mirrored" and args.cpu_devices and recipe["train"]["jit_compile"]:
         # XLA cannot compile a replica whose variables sit on another logical CPU device.
         print("train: jit_compile off: XLA does not run across logical CPU devices.", flush=True)
@@ -1000,17 +1080,28 @@ def main(argv=None):
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     print_header(recipe, strategy_name, replicas, run_dir, backend)
     (run_dir / "recipe.json").write_text(json.dumps(recipe, indent=2))
+    if args.prepare_scenes:
+        started = time.perf_counter()
+        try:
+            path = prepare_scenes(recipe, run_dir / "data")
+        except ValueError as err:
+            print(f"train: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"train: the training split's scenes and questions are in {path} ({path.stat().st_size / 1e6:.1f} MB, "
+              f"{time.perf_counter() - started:.0f} s); a run with --renderer jax and the same recipe, run folder and "
+              "code renders their images.", flush=True)
+        return 0
     if args.prepare_data:
         if args.no_data_cache:
             print("train: error: --prepare-data writes the data cache; it cannot be combined with --no-data-cache.",
                   file=sys.stderr)
             return EXIT_BAD_INPUT
         started = time.perf_counter()
-        load_data(recipe, cache_dir=run_dir / "data")
+        load_data(recipe, cache_dir=run_dir / "data", renderer=args.renderer)
         print(f"train: data ready in {run_dir / 'data'} ({time.perf_counter() - started:.0f} s); "
               f"the same command without --prepare-data trains on it.", flush=True)
         return 0
-    data = load_data(recipe, cache_dir=None if args.no_data_cache else run_dir / "data")
+    data = load_data(recipe, cache_dir=None if args.no_data_cache else run_dir / "data", renderer=args.renderer)
 
     start = time.perf_counter()
     try:

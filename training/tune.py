@@ -99,6 +99,10 @@ def main(argv=None):
         print("tune: error: trials train with plain batches of train.batch_size questions; override "
               "train.object_buckets=false (and leave it out of [tune.space]) to tune this recipe.", file=sys.stderr)
         return 2
+    if recipe["train"]["device_feed"] or "train.device_feed" in space:
+        print("tune: error: trials train with the default feed of train.batch_size questions; override "
+              "train.device_feed=false (and leave it out of [tune.space]) to tune this recipe.", file=sys.stderr)
+        return 2
     if not space:
         print(f"tune: error: {args.recipe} declares no [tune.space].", file=sys.stderr)
         return 2

@@ -186,7 +186,8 @@ def _assemble(chunks, pixels, image_size):
 
 
 def generate_split(num_scenes, seed=0, split="train", questions_per_scene=QUESTIONS_PER_SCENE,
-                   representation=REPRESENTATIONS, workers=None, progress=True, image_size=IMAGE_SIZE):
+                   representation=REPRESENTATIONS, workers=None, progress=True, image_size=IMAGE_SIZE,
+                   renderer="numpy"):
     """Scenes and questions of one split, as arrays plus CLEVR-style question records.
 
     Args:
@@ -200,6 +201,10 @@ def generate_split(num_scenes, seed=0, split="train", questions_per_scene=QUESTI
         progress: show a tqdm bar (scenes).
         image_size: side of the square images (128; smaller for quick tests); the view is
             rendered at `render_size(image_size)` (3:2) and resized.
+        renderer: "numpy" (`render.render_scene`, in the worker processes) or "jax"
+            (`render_jax.render_batch` in float64, in this process, for an accelerator; jax must
+            be installed). On a CPU the two give identical images (tested); on a GPU the jax one
+            may differ by a rounding level in rare pixels (see `render_jax`).
 
     Returns:
         `(scenes, questions, records)`:
@@ -217,12 +222,86 @@ def generate_split(num_scenes, seed=0, split="train", questions_per_scene=QUESTI
     Deterministic by `(seed, split, num_scenes, questions_per_scene)`, whatever `workers` is.
     """
     pixels = "pixels" in _representations(representation)
-    chunks = list(_iter_chunks(num_scenes, seed, split, questions_per_scene, pixels, image_size, workers, progress))
-    return _assemble(chunks, pixels, int(image_size))
+    if renderer not in RENDERERS:
+        raise ValueError(f"clevr_world: renderer must be one of {RENDERERS}, got {renderer!r}.")
+    if not pixels or renderer == "numpy":
+        chunks = list(_iter_chunks(num_scenes, seed, split, questions_per_scene, pixels, image_size, workers,
+                                   progress))
+        return _assemble(chunks, pixels, int(image_size))
+    # renderer "jax": scenes and questions in the workers, the images here in batches
+    chunks = list(_iter_chunks(num_scenes, seed, split, questions_per_scene, False, image_size, workers, progress,
+                               keep_scenes=True))
+    scene_dicts = [scene for c in chunks for scene in c.pop("scenes")]
+    arrays, questions, records = _assemble(chunks, False, int(image_size))
+    arrays["image"] = render_images_jax(scene_dicts, int(image_size))
+    return arrays, questions, records
+
+
+RENDERERS = ("numpy", "jax")
+
+
+def render_images_jax(scenes, image_size=IMAGE_SIZE, batch_size=None):
+    """The dataset's images of `scenes` (scene dicts, or a `render_jax.scene_table`) rendered by
+    `render_jax` (float64) and resized as `_make_chunk` does: uint8 `(S, image_size, image_size, 3)`."""
+    from relzoo.datasets.clevr import render_jax
+
+    width, height = render_size(image_size)
+    raw = render_jax.render_batch(scenes, width, height, batch_size=batch_size)
+    out = np.zeros((len(raw), image_size, image_size, 3), np.uint8)
+    for i, image in enumerate(raw):
+        out[i] = features.resize_image(image, image_size)
+    return out
+
+
+# ----------------------------------------------------------------------------- unrendered splits
+# A pixel split in two steps, for training on an accelerator that renders (`render_jax`): the
+# scenes and questions anywhere (`generate_unrendered`, CPU work: about 31 ms a scene), saved in
+# a few MB, then the images where the model trains (`render_unrendered`).
+
+_QUESTION_DTYPES = {"scene_index": np.int32, "question_tokens": np.uint8, "answer": np.int8, "category": np.int8,
+                    "family": np.int16}
+
+
+def generate_unrendered(num_scenes=None, seed=0, split="train", workers=None, progress=False,
+                        questions_per_scene=QUESTIONS_PER_SCENE):
+    """A pixel split without its images: its questions and the table of its scenes.
+
+    Returns:
+        a dict of compact numpy arrays, for `np.savez_compressed`: `questions/<key>` (the
+        question arrays of `generate_split`, in small integer types) and `table/<key>` (the
+        `render_jax.scene_table` of the scenes). `render_unrendered` turns it into the
+        `Examples` that `generate_examples(..., representation="pixels")` gives.
+    """
+    from relzoo.datasets.clevr import render_jax
+
+    if split not in SPLIT_SIZES:
+        raise ValueError(f"clevr_world: split must be one of {sorted(SPLIT_SIZES)}, got {split!r}.")
+    num_scenes = SPLIT_SIZES[split] if num_scenes is None else int(num_scenes)
+    chunks = list(_iter_chunks(num_scenes, seed, split, questions_per_scene, False, IMAGE_SIZE, workers, progress,
+                               keep_scenes=True))
+    scene_dicts = [scene for c in chunks for scene in c.pop("scenes")]
+    _, questions, _ = _assemble(chunks, False, IMAGE_SIZE)
+    if len(_vocabulary()) > 256:
+        raise AssertionError("question tokens no longer fit uint8")
+    out = {f"questions/{k}": np.asarray(v).astype(_QUESTION_DTYPES[k]) for k, v in questions.items()}
+    out.update({f"table/{k}": v for k, v in render_jax.scene_table(scene_dicts).items()})
+    return out
+
+
+def render_unrendered(parts, image_size=IMAGE_SIZE, batch_size=None):
+    """The `Examples` of a split from `generate_unrendered`'s arrays (or an `np.load` of them),
+    its images rendered by `render_jax` (float64)."""
+    try:
+        table = {k.split("/", 1)[1]: np.asarray(parts[k]) for k in parts if k.startswith("table/")}
+        questions = {k: np.asarray(parts[f"questions/{k}"]).astype(np.int32) for k in _QUESTION_DTYPES}
+    except KeyError as err:
+        raise ValueError(f"render_unrendered: expected the arrays of generate_unrendered; {err} is missing.") from None
+    images = render_images_jax(table, int(image_size), batch_size=batch_size)
+    return features.to_examples({"image": images}, questions, "pixels")
 
 
 def generate_examples(num_scenes=None, seed=0, split="train", representation="pixels", workers=None,
-                      progress=False, questions_per_scene=QUESTIONS_PER_SCENE):
+                      progress=False, questions_per_scene=QUESTIONS_PER_SCENE, renderer="numpy"):
     """A split as `Examples` for the trainer and the evaluation (one example per question,
     scene arrays stored once); `num_scenes=None` -> `SPLIT_SIZES[split]`.
 
@@ -234,7 +313,7 @@ def generate_examples(num_scenes=None, seed=0, split="train", representation="pi
         raise ValueError(f"clevr_world: split must be one of {sorted(SPLIT_SIZES)}, got {split!r}.")
     num_scenes = SPLIT_SIZES[split] if num_scenes is None else int(num_scenes)
     scenes, questions, _ = generate_split(num_scenes, seed, split, questions_per_scene, representation,
-                                          workers=workers, progress=progress)
+                                          workers=workers, progress=progress, renderer=renderer)
     return features.to_examples(scenes, questions, representation)
 
 
