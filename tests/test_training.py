@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -565,3 +566,43 @@ def test_warm_started_run_records_its_source_and_the_totals(tmp_path):
     source.write_bytes(bytes(data))
     out = _train(tmp_path / "third", *SMALL, "train.epochs=1", f"train.init_from={json.dumps(str(source))}")
     assert out.returncode == 4 and "sha256" in out.stderr and "model.keras" in out.stderr
+
+
+@pytest.mark.slow
+def test_recalibration_on_jax_is_jitted_and_equals_the_eager_average():
+    """On JAX, `recalibrate_batch_norm` runs one compiled forward pass for every batch (eagerly, a JAX
+    model compiles its LSTM's scan again on each call); its statistics equal the eager loop's."""
+    pytest.importorskip("jax")
+    script = textwrap.dedent("""
+        import numpy as np, keras
+        from training import train, recipe as recipes
+        recipe = recipes.load("training/recipes/rn_clevr.toml", ["model.kwargs.conv_filters=4",
+            "model.kwargs.g_units=[8, 8]", "model.kwargs.f_units=[8]", "model.kwargs.lstm_units=8",
+            "model.kwargs.image_size=32", "model.kwargs.conv_layers=3"])
+        from relzoo.datasets.examples import Examples
+        rng = np.random.default_rng(0)
+        ex = Examples(inputs={"question": rng.integers(1, 80, (40, 50)).astype("int32")},
+                      answers=rng.integers(0, 28, 40), scenes={"image": rng.integers(0, 256, (6, 32, 32, 3),
+                      dtype=np.uint8)}, scene_index=rng.integers(0, 6, 40), scale={"image": 1 / 255})
+        model = train.build_model(recipe, "float32")
+        eager = train.build_model(recipe, "float32")
+        eager.set_weights(model.get_weights())
+        assert train.recalibrate_batch_norm(model, ex, batches=4, batch_size=8, seed=3) == 3
+        layers = train.batch_norm_layers(eager)
+        index = np.random.default_rng(3).permutation(len(ex))[:32]
+        for i in range(4):  # the eager loop of the other backends
+            for layer in layers:
+                layer.momentum = i / (i + 1)
+            eager(ex.batch(index[i * 8:(i + 1) * 8]), training=True)
+        for a, b in zip(train.batch_norm_layers(model), layers):
+            assert a.momentum == 0.99
+            np.testing.assert_allclose(np.asarray(a.moving_mean), np.asarray(b.moving_mean), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(np.asarray(a.moving_variance), np.asarray(b.moving_variance), rtol=1e-4,
+                                       atol=1e-6)
+        print("same statistics")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, KERAS_BACKEND="jax", JAX_LOG_COMPILES="1", PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0 and "same statistics" in out.stdout, out.stderr[-3000:]
+    scans = [line for line in out.stderr.splitlines() if "Finished XLA compilation of jit(batch_statistics)" in line]
+    assert len(scans) == 1, scans  # one compile for the 4 batches

@@ -195,7 +195,12 @@ def recalibrate_batch_norm(model, examples, batches, batch_size, seed=0):
     count = min(batches, max(1, len(examples) // batch_size))
     index = rng.permutation(len(examples))[: count * batch_size]
     momentum = [layer.momentum for layer in layers]
+    import keras
+
     try:
+        if keras.backend.backend() == "jax":
+            _recalibrate_jitted(model, layers, examples, index, count, batch_size)
+            return len(layers)
         for i in range(count):
             for layer in layers:  # moving = the running average of the batch statistics seen so far
                 layer.momentum = i / (i + 1)
@@ -204,6 +209,40 @@ def recalibrate_batch_norm(model, examples, batches, batch_size, seed=0):
         for layer, m in zip(layers, momentum):
             layer.momentum = m
     return len(layers)
+
+
+def _recalibrate_jitted(model, layers, examples, index, count, batch_size):
+    """`recalibrate_batch_norm` on JAX: one compiled forward pass for every batch.
+
+    Called eagerly, a JAX model dispatches op by op and compiles its LSTM's scan anew on every
+    call (measured on the CPU, 4-conv rn_clevr: about 7 s a batch of 64, one scan compile each);
+    the trainer recalibrates at every epoch's end. Here each batch's statistics come from a
+    jitted stateless call with momentum 0 (the moving statistics := the batch's), and their
+    arithmetic mean is assigned at the end: what the eager loop's momentum i / (i + 1) computes.
+    """
+    import jax
+    import numpy as np
+
+    for layer in layers:
+        layer.momentum = 0.0
+    targets = {id(v): k for k, v in enumerate(model.non_trainable_variables)}
+    slots = [targets[id(v)] for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    @jax.jit
+    def batch_statistics(trainable, non_trainable, x):
+        _, updated = model.stateless_call(trainable, non_trainable, x, training=True)
+        return [updated[k] for k in slots]
+
+    sums = None
+    for i in range(count):
+        stats = batch_statistics(trainable, non_trainable, examples.batch(index[i * batch_size:(i + 1) * batch_size]))
+        stats = [np.asarray(s, np.float64) for s in stats]
+        sums = stats if sums is None else [a + b for a, b in zip(sums, stats)]
+    variables = [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+    for v, total in zip(variables, sums):
+        v.assign((total / count).astype(v.dtype))
 
 
 def make_optimizer(train):
