@@ -157,3 +157,89 @@ def test_the_device_feed_on_jax_compiles_one_training_step(tmp_path):
     assert "device feed: " in done.stdout
     compiled = [line for line in log.splitlines() if "Finished XLA compilation of jit(train_step)" in line]
     assert len(compiled) == 1, compiled  # 2 epochs of 75 batches, one compile
+
+
+def _mirrored_scene(scene):
+    """The scene reflected across the camera's "behind" axis, relationships recomputed."""
+    from relzoo.datasets.clevr import camera
+    from relzoo.datasets.clevr.scenes import relationships
+
+    r = np.asarray(camera.DIRECTIONS["right"][:2])
+    objects = []
+    for obj in scene["objects"]:
+        xy = np.asarray(obj["3d_coords"][:2], np.float64)
+        xy = xy - 2 * (xy @ r) * r
+        objects.append({**obj, "3d_coords": [float(xy[0]), float(xy[1]), obj["3d_coords"][2]]})
+    return {**scene, "objects": objects, "relationships": relationships([o["3d_coords"] for o in objects])}
+
+
+def _swapped_program(program):
+    swap = {"left": "right", "right": "left"}
+    return [{**step, "value_inputs": [swap.get(v, v) for v in step.get("value_inputs", [])]} for step in program]
+
+
+def test_a_mirrored_scene_with_left_and_right_swapped_has_the_same_answers():
+    """What MirrorLeftRight relies on, checked with the executor on generated scenes and questions."""
+    from relzoo.datasets.clevr import scenes as S
+    from relzoo.datasets.clevr.executor import execute
+    from relzoo.datasets.clevr.questions import Balancer, generate_questions
+
+    scenes = S.generate_scenes(40, seed=4)
+    records = generate_questions(scenes, 10, np.random.default_rng(4), Balancer())
+    relational = 0
+    for record in records:
+        scene = scenes[record["image_index"]]
+        mirrored, program = _mirrored_scene(scene), _swapped_program(record["program"])
+        relational += program != record["program"]
+        assert execute(mirrored, program) == execute(scene, record["program"]), record["question"]
+    assert relational > 50  # many of the questions name left or right
+
+
+def test_the_mirror_layer_mirrors_the_state_and_swaps_the_words():
+    from relzoo.datasets.clevr import features, scenes as S
+    from relzoo.datasets.clevr.features import Vocabulary
+    from training.device_feed import clevr_mirror
+
+    vocab = Vocabulary.load()
+    scene = S.generate_scenes(1, seed=9)[0]
+    objects, mask = features.scene_state(scene)
+    want, _ = features.scene_state(_mirrored_scene(scene))
+    question = vocab.encode("Is the cube left of the sphere or right of it?")
+    layer = clevr_mirror(seed=3)
+    batch_objects, batch_question = np.repeat(objects[None], 64, 0), np.repeat(question[None], 64, 0)
+    out_objects, out_question = (keras.ops.convert_to_numpy(t) for t in layer(batch_objects, batch_question,
+                                                                              training=True))
+    flipped = np.array([not np.array_equal(q, question) for q in out_question])
+    assert 10 < flipped.sum() < 54  # about half
+    swapped = vocab.encode("Is the cube right of the sphere or left of it?")
+    for o, q, f in zip(out_objects, out_question, flipped):
+        np.testing.assert_array_equal(q, swapped if f else question)
+        np.testing.assert_allclose(o, want if f else objects, atol=1e-6)
+        assert not o[~mask].any()  # padding stays zero
+    same = layer(batch_objects, batch_question, training=False)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(same[1]), batch_question)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.left_id == vocab.tokens.index("left") and clone.right_id == vocab.tokens.index("right")
+
+
+def test_the_recipe_checks_the_mirror():
+    path = ROOT / "training/recipes/rn_clevr_state_gpu.toml"
+    loaded = recipes.load(path, ["train.device_feed=true", "train.mirror_left_right=true"])
+    assert loaded["train"]["mirror_left_right"] is True
+    with pytest.raises(recipes.RecipeError, match="set train.device_feed"):
+        recipes.load(path, ["train.mirror_left_right=true"])
+    with pytest.raises(recipes.RecipeError, match="CLEVR-format state descriptions"):
+        recipes.load(ROOT / "training/recipes/rn_clevr_gpu.toml", ["train.mirror_left_right=true"])
+
+
+@pytest.mark.slow
+def test_the_trainer_mirrors_state_questions(tmp_path):
+    cmd = [sys.executable, "-m", "training.train", "training/recipes/rn_clevr_state.toml", "dataset.train_size=30",
+           "dataset.validation_size=4", "dataset.test_size=4", "train.batch_size=32", "train.epochs=1",
+           "train.device_feed=true", "train.mirror_left_right=true", "model.kwargs.g_units=[16, 16]",
+           "model.kwargs.f_units=[16, 16]", "model.kwargs.lstm_units=16", "train.dtype_policy=\"float32\"",
+           "--run-dir", str(tmp_path / "run"), "--verbose", "2"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "half the questions mirrored left to right" in out.stdout

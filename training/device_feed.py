@@ -92,6 +92,62 @@ class ImageJitter(keras.layers.Layer):
                 "seed": self.seed}
 
 
+class MirrorLeftRight(keras.layers.Layer):
+    """Training-time mirror of state-description scenes: left becomes right, and the question says so.
+
+    Each example, with probability 1/2, is replaced by its mirror image: every object's ground
+    coordinates `(x, y)` (the first two features, in any scale) are reflected across the line
+    through the origin along the camera's "behind" direction, `p - 2 (p . r) r` with `r` the
+    camera's unit "right" direction on the ground, and the question's "left" and "right" tokens
+    are swapped. Every relation along "right" flips sign and those along "behind" stay (the two
+    directions are perpendicular); attributes, counts and the padding (all-zero rows) are
+    unchanged, so every answer stays true (`tests/test_device_feed.py` checks this with the
+    CLEVR executor on generated scenes). At inference the inputs pass unchanged.
+
+    Inputs: objects float `(B, K, D)` (D >= 2), question int `(B, T)`. Outputs: the same shapes.
+    """
+
+    def __init__(self, right_xy, left_id, right_id, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        r = np.asarray(right_xy, np.float64).reshape(-1)
+        if r.shape != (2,) or not np.isclose(np.linalg.norm(r), 1.0):
+            raise ValueError(f"MirrorLeftRight: right_xy must be a unit 2-vector, got {right_xy!r}.")
+        self.right_xy, self.left_id, self.right_id, self.seed = [float(v) for v in r], int(left_id), int(right_id), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, objects, question, training=None):
+        if not training:
+            return objects, question
+        flip = keras.random.uniform((ops.shape(question)[0],), seed=self.seed_generator) < 0.5
+        r = ops.convert_to_tensor(np.asarray(self.right_xy, np.float32))
+        objects = ops.cast(objects, "float32")
+        xy = objects[..., :2]
+        mirrored = xy - 2.0 * ops.sum(xy * r, axis=-1, keepdims=True) * r
+        objects = ops.concatenate([ops.where(flip[:, None, None], mirrored, xy), objects[..., 2:]], axis=-1)
+        question = ops.convert_to_tensor(question)
+        swapped = ops.where(question == self.left_id, ops.cast(self.right_id, question.dtype),
+                            ops.where(question == self.right_id, ops.cast(self.left_id, question.dtype), question))
+        return objects, ops.where(flip[:, None], swapped, question)
+
+    def compute_output_shape(self, objects_shape, question_shape):
+        return objects_shape, question_shape
+
+    def get_config(self):
+        return {**super().get_config(), "right_xy": self.right_xy, "left_id": self.left_id,
+                "right_id": self.right_id, "seed": self.seed}
+
+
+def clevr_mirror(seed=None):
+    """`MirrorLeftRight` for the CLEVR-format world's state descriptions and shipped vocabulary."""
+    from relzoo.datasets.clevr import camera
+    from relzoo.datasets.clevr.features import Vocabulary
+
+    tokens = Vocabulary.load().tokens
+    return MirrorLeftRight(camera.DIRECTIONS["right"][:2], tokens.index("left"), tokens.index("right"), seed=seed,
+                           name="mirror_left_right")
+
+
 def jitter_images_ops(images, shift, angle):
     """`training.augment.apply_jitter` in `keras.ops`: images `(K, H, W, C)`, shifts `(K, 2)`
     `(dy, dx)` and angles `(K,)` (float32 tensors) -> float32 `(K, H, W, C)`."""
@@ -113,7 +169,7 @@ def jitter_images_ops(images, shift, angle):
     return out
 
 
-def device_fed_model(model, examples, max_shift=0, max_rotation=0.0, seed=None):
+def device_fed_model(model, examples, max_shift=0, max_rotation=0.0, seed=None, mirror=None):
     """A twin of `model` that takes `examples`' scaled arrays raw and scales (and jitters) them itself.
 
     Args:
@@ -122,6 +178,8 @@ def device_fed_model(model, examples, max_shift=0, max_rotation=0.0, seed=None):
             an input of the stored dtype, followed by `CastScale(scale)` (float32) and, for
             images `(H, W, C)` with a shift or rotation, `ImageJitter`.
         max_shift, max_rotation, seed: `ImageJitter`'s.
+        mirror: a `MirrorLeftRight` applied to the `objects` and `question` inputs (state
+            descriptions), or None.
 
     Returns:
         A `keras.Model` with the same input names as `model` and its output; it calls `model`, so
@@ -154,6 +212,11 @@ def device_fed_model(model, examples, max_shift=0, max_rotation=0.0, seed=None):
     if (max_shift or max_rotation) and not jittered:
         raise ValueError(f"train.image_shift / image_rotation: {model.name} has no scaled image input "
                          f"(inputs {sorted(inputs)}, scaled {sorted(examples.scale)}) to jitter.")
+    if mirror is not None:
+        if not {"objects", "question"} <= set(inputs):
+            raise ValueError(f"train.mirror mirrors state descriptions: {model.name} needs inputs 'objects' and "
+                             f"'question' (it has {sorted(inputs)}).")
+        fed["objects"], fed["question"] = mirror(fed["objects"], fed["question"])
     return keras.Model(new, model(fed), name=f"{model.name}_device_fed")
 
 

@@ -43,6 +43,10 @@ TRAIN_DEFAULTS = {
     # questions, token ids at full length, uint8 images scaled and jittered inside the compiled
     # step; false: the default feed (cut questions, a partial last batch, host-side scaling)
     "device_feed": False,
+    # device_feed only, CLEVR-format state descriptions: each training question, with probability
+    # 1/2, about its scene mirrored left to right, "left" and "right" swapped in the question
+    # (training/device_feed.py, MirrorLeftRight; every answer stays true)
+    "mirror_left_right": False,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -122,6 +126,17 @@ def validate(recipe, source="recipe"):
     if train["device_feed"] and (train["scenes_per_batch"] or train["object_buckets"]):
         raise RecipeError(f"{source}: train.device_feed feeds plain batches of batch_size questions; it cannot be "
                           "combined with train.scenes_per_batch or train.object_buckets.")
+    if not isinstance(train["mirror_left_right"], bool):
+        raise RecipeError(f"{source}: train.mirror_left_right must be true or false, "
+                          f"got {train['mirror_left_right']!r}.")
+    if train["mirror_left_right"]:
+        data = recipe.get("dataset", {})
+        if not train["device_feed"]:
+            raise RecipeError(f"{source}: train.mirror_left_right works in the device feed; set train.device_feed = "
+                              "true to use it.")
+        if data.get("name") != "clevr_world" or data.get("options", {}).get("representation") != "state":
+            raise RecipeError(f"{source}: train.mirror_left_right mirrors CLEVR-format state descriptions "
+                              "(dataset clevr_world, representation \"state\").")
     if (train["image_shift"] or train["image_rotation"]) and not (train["scenes_per_batch"] or train["device_feed"]):
         raise RecipeError(f"{source}: train.image_shift and train.image_rotation jitter the scene images of "
                           "scene-grouped batches or of the device feed; set train.scenes_per_batch (e.g. 8) or "

@@ -738,8 +738,12 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         elif device_feed:  # a twin sharing the model's layers that scales (and jitters) raw inputs itself
             from training.device_feed import device_fed_model
 
+            from training.device_feed import clevr_mirror
+
+            mirror = clevr_mirror(seed=recipe["seed"]) if train["mirror_left_right"] else None
             fit_model = compile_for_training(device_fed_model(model, data["train"], train["image_shift"],
-                                                              train["image_rotation"], seed=recipe["seed"]), train)
+                                                              train["image_rotation"], seed=recipe["seed"],
+                                                              mirror=mirror), train)
     guard = NaNGuard()
     backup_dir = run_dir / "backup"
     done = completed_epochs(backup_dir)
@@ -785,10 +789,11 @@ def train_with_fit(recipe, data, strategy, run_dir, verbose, backend):
         raw = sorted(data["train"].scale)
         jitter = (f"; images jittered on the device by up to {train['image_shift']} pixels and "
                   f"{train['image_rotation']} radians" if train["image_shift"] or train["image_rotation"] else "")
+        mirrored = "; half the questions mirrored left to right" if train["mirror_left_right"] else ""
         print(f"train: device feed: {len(fit_data)} batches of {train['batch_size']} an epoch (the last "
               f"{len(data['train']) % train['batch_size']} examples of each epoch's order left out), full-length "
-              f"questions{', ' + ', '.join(raw) + ' sent raw and scaled in the step' if raw else ''}{jitter}.",
-              flush=True)
+              f"questions{', ' + ', '.join(raw) + ' sent raw and scaled in the step' if raw else ''}{jitter}"
+              f"{mirrored}.", flush=True)
     else:
         fit_data = fit_inputs(data["train"], train["batch_size"], recipe["seed"], True, backend, start_epoch=done,
                               trim=trim)
