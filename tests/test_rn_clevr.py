@@ -207,3 +207,16 @@ def test_clevr_recipes_train_and_ship_the_vocabulary(tmp_path, recipe, extra):
     test = [m for m in card["metrics"] if m["split"] == "test"][0]
     assert test["num_examples"] == 20 and set(test["values"]) >= {"accuracy"}
     assert all(k.split("/", 1)[1] in F.CATEGORIES for k in test["values"] if "/" in k)
+
+
+def test_family_accuracy_breaks_the_split_down_by_family_and_object_count():
+    from benchmarks.clevr_families import family_accuracy
+    from relzoo import zoo
+
+    entry = zoo.get_entry("rn_clevr_state")
+    model = zoo.build("rn_clevr_state")
+    rows, by_objects, overall, count = family_accuracy(model, entry.dataset, "validation", num_scenes=3)
+    assert count == sum(n for _, n, _ in rows) == sum(n for _, n in by_objects.values()) > 0
+    assert [acc for acc, _, _ in rows] == sorted(acc for acc, _, _ in rows)
+    assert abs(overall - sum(acc * n for acc, n, _ in rows) / count) < 1e-9
+    assert set(by_objects) <= set(range(3, 11))
