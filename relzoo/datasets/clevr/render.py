@@ -139,6 +139,25 @@ def _sample_index(x, k):
 # objects and intersections
 
 
+def cylinder_hits(qx, qy, qz, dx, dy, dz, r, xp=np):
+    """Nearest hit distances of rays `q + t d` (relative to the centre of an upright cylinder of
+    radius and half-height `r`; components as arrays) with its side and the cap facing the ray;
+    `inf` on a miss. `xp`: numpy, or `jax.numpy` for `render_jax`."""
+    a = dx * dx + dy * dy
+    b = qx * dx + qy * dy
+    cc = qx * qx + qy * qy - r * r
+    disc = b * b - a * cc
+    ts = (-b - xp.sqrt(xp.maximum(disc, 0.0))) / a
+    zs = qz + ts * dz
+    ts = xp.where((disc >= 0) & (ts > _EPS) & (xp.abs(zs) <= r), ts, xp.inf)
+    # the cap facing the ray: top (z = +r) for rays going down, bottom otherwise
+    zc = xp.where(dz < 0, r, -r)
+    tc = (zc - qz) / dz
+    xc, yc = qx + tc * dx, qy + tc * dy
+    tc = xp.where((tc > _EPS) & (xc * xc + yc * yc <= r * r), tc, xp.inf)
+    return xp.minimum(ts, tc)
+
+
 class _Obj:
     """One scene object prepared for ray casting."""
 
@@ -185,21 +204,7 @@ class _Obj:
                 t = -b - np.sqrt(np.maximum(disc, 0.0))
                 return np.where((disc >= 0) & (t > _EPS), t, np.inf)
             if self.shape == "cylinder":
-                qx, qy, qz = q[..., 0], q[..., 1], q[..., 2]
-                dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
-                a = dx * dx + dy * dy
-                b = qx * dx + qy * dy
-                cc = qx * qx + qy * qy - r * r
-                disc = b * b - a * cc
-                ts = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
-                zs = qz + ts * dz
-                ts = np.where((disc >= 0) & (ts > _EPS) & (np.abs(zs) <= r), ts, np.inf)
-                # the cap facing the ray: top (z = +r) for rays going down, bottom otherwise
-                zc = np.where(dz < 0, r, -r)
-                tc = (zc - qz) / dz
-                xc, yc = qx + tc * dx, qy + tc * dy
-                tc = np.where((tc > _EPS) & (xc * xc + yc * yc <= r * r), tc, np.inf)
-                return np.minimum(ts, tc)
+                return cylinder_hits(q[..., 0], q[..., 1], q[..., 2], d[..., 0], d[..., 1], d[..., 2], r)
             # cube: slabs in the object's frame
             ql, dl = self.to_local(q), self.to_local(d)
             t1 = (-r - ql) / dl

@@ -285,19 +285,8 @@ def _renderer():
         disc = b * b - cc
         t = -b - jnp.sqrt(jnp.maximum(disc, 0.0))
         t_sph = jnp.where((disc >= 0) & (t > eps), t, inf)
-        # cylinder: the side, then the cap facing the ray
-        a = dx * dx + dy * dy
-        b = qx * dx + qy * dy
-        cc = qx * qx + qy * qy - r * r
-        disc = b * b - a * cc
-        ts = (-b - jnp.sqrt(jnp.maximum(disc, 0.0))) / a
-        zs = qz + ts * dz
-        ts = jnp.where((disc >= 0) & (ts > eps) & (jnp.abs(zs) <= r), ts, inf)
-        zc = jnp.where(dz < 0, r, -r)
-        tc = (zc - qz) / dz
-        xc, yc = qx + tc * dx, qy + tc * dy
-        tc = jnp.where((tc > eps) & (xc * xc + yc * yc <= r * r), tc, inf)
-        t_cyl = jnp.minimum(ts, tc)
+        # cylinder: the side, then the cap facing the ray (render's own function)
+        t_cyl = R.cylinder_hits(qx, qy, qz, dx, dy, dz, r, xp=jnp)
         # cube: slabs in the object's frame
         cs, sn = ob["cos"][:, None], ob["sin"][:, None]
         qlx, qly = cs * qx + sn * qy, -sn * qx + cs * qy
