@@ -63,9 +63,7 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     if args.weights:
-        import keras
-
-        model = keras.saving.load_model(args.weights, compile=False)
+        model = relzoo.load(args.name, weights=args.weights)  # checked against the entry's signature
         source = args.weights
     else:
         model = relzoo.load(args.name)
