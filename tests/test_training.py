@@ -50,11 +50,38 @@ def test_recipe_loads_and_overrides():
         (["train.learnig_rate=1e-3"], "unknown \\[train\\] keys"),
         (["train.learning_rate=-1"], "positive number"),
         (["noequals"], "dotted.path=value"),
+        (["train.decay_steps=-5"], "decay_steps must be an integer"),
+        (["train.decay_steps=5"], "must exceed train.warmup_steps"),
+        (["train.decay_steps=1000", "train.decay_to=1.5"], "decay_to must be a fraction"),
     ],
 )
 def test_recipe_errors(overrides, message):
     with pytest.raises(recipes.RecipeError, match=message):
         recipes.load(ROOT / RECIPE, overrides)
+
+
+def test_warmup_cosine_schedule_values_and_round_trip():
+    import keras
+
+    from training.schedules import WarmupCosine
+    from training.train import make_optimizer
+
+    sched = WarmupCosine(1e-3, warmup_steps=10, decay_steps=110, final_fraction=0.1)
+    lr = lambda step: float(sched(step))  # noqa: E731
+    assert lr(0) == pytest.approx(1e-4) and lr(9) == pytest.approx(1e-3)  # linear warm-up
+    assert lr(10) == pytest.approx(1e-3)  # the cosine starts at the peak
+    assert lr(60) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5)) # half way down
+    assert lr(110) == pytest.approx(1e-4) and lr(10_000) == pytest.approx(1e-4)  # then flat at the floor
+    assert all(lr(s) >= lr(s + 1) - 1e-12 for s in range(10, 120))
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(sched))
+    assert isinstance(again, WarmupCosine) and again.get_config() == sched.get_config()
+    with pytest.raises(ValueError, match="must exceed"):
+        WarmupCosine(1e-3, warmup_steps=10, decay_steps=10)
+
+    r = recipes.load(ROOT / RECIPE, ["train.decay_steps=2000", "train.decay_to=0.05"])
+    opt = make_optimizer(r["train"])
+    assert isinstance(opt._learning_rate, WarmupCosine)  # the schedule itself, not its current value
+    assert recipes.load(ROOT / RECIPE, [])["train"]["decay_steps"] == 0  # off unless asked for
 
 
 def test_every_zoo_recipe_matches_its_entry():

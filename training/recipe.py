@@ -47,6 +47,11 @@ TRAIN_DEFAULTS = {
     # 1/2, about its scene mirrored left to right, "left" and "right" swapped in the question
     # (training/device_feed.py, MirrorLeftRight; every answer stays true)
     "mirror_left_right": False,
+    # > 0: after the warm-up the learning rate follows a half cosine from learning_rate down to
+    # learning_rate * decay_to over this many steps, then stays there (training/schedules.py,
+    # WarmupCosine); 0: constant after the warm-up. Counted from the run's first step, warm-up included
+    "decay_steps": 0,
+    "decay_to": 0.0,
 }
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -141,6 +146,16 @@ def validate(recipe, source="recipe"):
         raise RecipeError(f"{source}: train.image_shift and train.image_rotation jitter the scene images of "
                           "scene-grouped batches or of the device feed; set train.scenes_per_batch (e.g. 8) or "
                           "train.device_feed = true to use them.")
+    if not isinstance(train["decay_steps"], int) or isinstance(train["decay_steps"], bool) or train["decay_steps"] < 0:
+        raise RecipeError(f"{source}: train.decay_steps must be an integer >= 0 (0: no decay), "
+                          f"got {train['decay_steps']!r}.")
+    if train["decay_steps"] and train["decay_steps"] <= train["warmup_steps"]:
+        raise RecipeError(f"{source}: train.decay_steps ({train['decay_steps']}) counts from the first step and must "
+                          f"exceed train.warmup_steps ({train['warmup_steps']}).")
+    if (not isinstance(train["decay_to"], (int, float)) or isinstance(train["decay_to"], bool)
+            or not 0 <= train["decay_to"] <= 1):  # NaN too
+        raise RecipeError(f"{source}: train.decay_to must be a fraction of train.learning_rate in [0, 1], "
+                          f"got {train['decay_to']!r}.")
     if not isinstance(train["object_buckets"], bool):
         raise RecipeError(f"{source}: train.object_buckets must be true or false, got {train['object_buckets']!r}.")
     if train["object_buckets"] and train["scenes_per_batch"]:

@@ -248,9 +248,13 @@ def _recalibrate_jitted(model, layers, examples, index, count, batch_size):
 def make_optimizer(train):
     import keras
 
-    from training.schedules import WarmupConstant
+    from training.schedules import WarmupConstant, WarmupCosine
 
-    schedule = WarmupConstant(train["learning_rate"], train["warmup_steps"])
+    if train.get("decay_steps"):
+        schedule = WarmupCosine(train["learning_rate"], train["warmup_steps"], train["decay_steps"],
+                                train.get("decay_to", 0.0))
+    else:
+        schedule = WarmupConstant(train["learning_rate"], train["warmup_steps"])
     kwargs = {}
     if train["clipnorm"]:
         kwargs["clipnorm"] = float(train["clipnorm"])
