@@ -28,32 +28,30 @@ class WarmupConstant(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="relzoo_training")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+class WarmupCosine(WarmupConstant):
     """Linear warm-up to `peak`, then a half cosine down to `peak * final_fraction`.
 
-    Steps count from the run's first step: the warm-up takes steps `0 .. warmup_steps - 1`, the
-    cosine runs from `warmup_steps` to `decay_steps`, and the rate stays at
-    `peak * final_fraction` afterwards. The last epochs of a continuation anneal with it.
+    Steps count from the run's first step: the warm-up (WarmupConstant's) takes steps
+    `0 .. warmup_steps - 1`, Keras's `CosineDecay` runs from `warmup_steps` to `decay_steps`, and
+    the rate stays at `peak * final_fraction` afterwards. The last epochs of a continuation anneal
+    with it.
     """
 
     def __init__(self, peak, warmup_steps, decay_steps, final_fraction=0.0):
-        self.peak = float(peak)
-        self.warmup_steps = int(warmup_steps)
+        super().__init__(peak, warmup_steps)
         self.decay_steps = int(decay_steps)
         self.final_fraction = float(final_fraction)
         if self.decay_steps <= self.warmup_steps:
             raise ValueError(f"decay_steps ({self.decay_steps}) must exceed warmup_steps ({self.warmup_steps}).")
         if not 0.0 <= self.final_fraction <= 1.0:
             raise ValueError(f"final_fraction must be in [0, 1], got {self.final_fraction}.")
+        self._cosine = keras.optimizers.schedules.CosineDecay(
+            self.peak, self.decay_steps - self.warmup_steps, alpha=self.final_fraction)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        warm = max(self.warmup_steps, 1)
-        warmup = ops.minimum(1.0, (step + 1.0) / float(warm))
-        progress = ops.clip((step - float(self.warmup_steps)) / float(self.decay_steps - self.warmup_steps), 0.0, 1.0)
-        cosine = self.final_fraction + (1.0 - self.final_fraction) * 0.5 * (1.0 + ops.cos(3.141592653589793 * progress))
-        return self.peak * ops.where(step < float(self.warmup_steps), warmup, cosine)
+        after_warmup = ops.maximum(step - float(self.warmup_steps), 0.0)
+        return ops.where(step < float(self.warmup_steps), super().__call__(step), self._cosine(after_warmup))
 
     def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "decay_steps": self.decay_steps,
-                "final_fraction": self.final_fraction}
+        return {**super().get_config(), "decay_steps": self.decay_steps, "final_fraction": self.final_fraction}

@@ -250,9 +250,8 @@ def make_optimizer(train):
 
     from training.schedules import WarmupConstant, WarmupCosine
 
-    if train.get("decay_steps"):
-        schedule = WarmupCosine(train["learning_rate"], train["warmup_steps"], train["decay_steps"],
-                                train.get("decay_to", 0.0))
+    if train["decay_steps"]:
+        schedule = WarmupCosine(train["learning_rate"], train["warmup_steps"], train["decay_steps"], train["decay_to"])
     else:
         schedule = WarmupConstant(train["learning_rate"], train["warmup_steps"])
     kwargs = {}
