@@ -570,6 +570,38 @@ def test_warm_start_copies_every_weight_and_refuses_what_does_not_match(tmp_path
         recipes.load(ROOT / RECIPE, ["train.init_from=3"])
 
 
+def test_warm_start_record_lists_the_earlier_sources_flat(tmp_path):
+    """A source that was itself warm-started: its chain is recorded as a flat list of what identifies
+    each earlier source (not the nested records, recipe included, that grew a card at every restart);
+    cards written before the list existed, with the chain nested under source_init_from, are read too."""
+    from training.train import EARLIER_SOURCE_KEYS, _earlier_sources, _init_source
+
+    big = {"train": {"learning_rate": 5e-4, "epochs": 12}}
+    oldest = {"init_from": "rn", "sha256": "a" * 64, "git_commit": "c1", "card_created": "t1", "epochs": 6,
+              "test_metrics": {"accuracy": 0.49}, "recipe_values": big, "hardware": "cpu",
+              "source_init_from": None}
+    middle = dict(oldest, sha256="b" * 64, git_commit="c2", epochs=12, test_metrics={"accuracy": 0.52},
+                  source_init_from=oldest)
+    folder = tmp_path / "artifact"
+    folder.mkdir()
+    weights = folder / "model.keras"
+    artifacts.save_model_file(_tiny_model(recipes.load(ROOT / RECIPE)), weights)
+    card = artifacts.read_card(ROOT / "saved_models" / "rn_nearest_object")
+    card.update(weights_file="model.keras", sha256=artifacts.sha256_file(weights), size_bytes=weights.stat().st_size)
+    card["training"] = dict(card["training"], epochs=12, init_from=middle)
+    (folder / artifacts.CARD_FILE).write_text(json.dumps(card))
+    _, record = _init_source(str(weights))
+    assert record["sha256"] == card["sha256"] and record["epochs"] == 12
+    assert "source_init_from" not in record
+    assert record["earlier_sources"] == [{k: middle[k] for k in EARLIER_SOURCE_KEYS},
+                                         {k: oldest[k] for k in EARLIER_SOURCE_KEYS}]
+    assert all(set(e) == set(EARLIER_SOURCE_KEYS) for e in record["earlier_sources"])
+    # one restart later, the chain grows by one short entry, not by a level of nesting
+    later = _earlier_sources({k: v for k, v in record.items() if k != "file"})
+    assert [e["sha256"] for e in later] == [card["sha256"], "b" * 64, "a" * 64]
+    assert _earlier_sources(None) == []
+
+
 @pytest.mark.slow
 def test_warm_started_run_records_its_source_and_the_totals(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
@@ -583,6 +615,7 @@ def test_warm_started_run_records_its_source_and_the_totals(tmp_path):
     card_b = artifacts.read_card(second / "artifact")
     init = card_b["training"]["init_from"]
     assert init["sha256"] == card_a["sha256"] and init["epochs_total"] == 1
+    assert init["earlier_sources"] == []  # the source was trained from scratch
     assert init["test_metrics"] == [m for m in card_a["metrics"] if m["split"] == "test"][0]["values"]
     assert card_b["training"]["epochs_total"] == 3
     assert card_b["training"]["train_time_total_s"] == pytest.approx(

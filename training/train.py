@@ -663,9 +663,29 @@ def _init_source(spec):
             "hardware": training.get("hardware"),
             "recipe_values": training.get("recipe_values"),
             "test_metrics": test,
-            "source_init_from": training.get("init_from"),
+            "earlier_sources": _earlier_sources(training.get("init_from")),
         })
     return source, record
+
+
+# what identifies each earlier source in a card; the rest (its recipe, hardware, ...) is in the card
+# that its git_commit published
+EARLIER_SOURCE_KEYS = ("init_from", "sha256", "git_commit", "card_created", "epochs", "test_metrics")
+
+
+def _earlier_sources(init):
+    """The chain of weights before a warm-start source, newest first, as a flat list: each entry
+    keeps only what identifies it (EARLIER_SOURCE_KEYS), so a card does not grow by a whole nested
+    record at every restart. `init` is the source card's own `training.init_from`; cards written
+    before this list existed nest the chain under `source_init_from`, and are flattened the same way."""
+    chain = []
+    while isinstance(init, dict):
+        chain.append({k: init.get(k) for k in EARLIER_SOURCE_KEYS})
+        if "earlier_sources" in init:
+            chain.extend(init["earlier_sources"] or [])
+            break
+        init = init.get("source_init_from")
+    return chain
 
 
 def _git_commit_of(path):
