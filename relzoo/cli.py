@@ -242,6 +242,13 @@ def main(argv=None):
     except (UnknownModelError, ArtifactError, FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"relzoo: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of our output went away (`relzoo card NAME | head`): stop quietly, as other
+        # command-line tools do, without a traceback; the interpreter's last flush at exit would
+        # raise again, so stdout is pointed at the null device first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

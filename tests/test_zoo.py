@@ -320,3 +320,17 @@ def test_register_a_user_entry():
             relzoo.register(mine)
     finally:
         zoo.REGISTRY.pop("my_rn")
+
+
+def test_cli_stops_quietly_when_its_reader_goes_away():
+    # `relzoo card NAME | head`: the reader closes the pipe before the card is written. The
+    # command must end without a traceback (it used to print BrokenPipeError's).
+    env = dict(os.environ)
+    env.pop(zoo.HOME_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "relzoo.cli", "card", "rn_clevr"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before the child has written anything: its first write meets a closed pipe
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 1
