@@ -1,0 +1,194 @@
+"""What a CLEVR pixel model's convolutions know about each object: linear probes, layer by layer.
+
+    python -m benchmarks.clevr_probe rn_clevr
+    python -m benchmarks.clevr_probe rn_clevr --weights runs/rn_clevr/artifact/model.keras
+    python -m benchmarks.clevr_probe rn_clevr --scenes 300          (quicker, noisier)
+
+A pixel model can only answer "What color is the large cube?" if its object features carry the
+cube's colour. This script measures, for every conv layer of the model (`conv_K_relu`), how much
+of each object's colour, shape, material and size a linear classifier can read from the feature
+vector at the object's centre (the cell of that layer's map that holds the object's projected
+centre, `pixel_coords` in CLEVR's 480 x 320 frame). The probes are fitted on the objects of the
+card's validation scenes and scored on those of its test scenes (the splits `relzoo evaluate`
+generates: same seeds and sizes). The same layers with fresh random weights (seed 0; batch norm
+at its initial statistics) are measured beside them, as the floor a trained encoder should
+beat, with the share of the commonest value of each attribute on the test objects.
+
+A cell can hold more than one object, mostly in deep layers; each object is probed at its own
+cell all the same, so a deep layer scores lower even with perfect features. The probe is a
+softmax layer over standardised features, trained for a fixed number of Adam steps
+(`PROBE_STEPS`) from a fixed seed: the figures are comparable between layers and weights, not
+the best any classifier could do.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ATTRIBUTES = ("color", "shape", "material", "size")
+PROBE_STEPS = 1500  # Adam steps of batches of 256, whatever the number of objects
+CLEVR_WIDTH, CLEVR_HEIGHT = 480, 320  # the frame of `pixel_coords`
+
+
+def object_table(scene_dicts):
+    """`(M, 3 + len(ATTRIBUTES))` float64 rows, one per object: scene index, centre row and
+    column as fractions of the image in [0, 1), then each attribute's index in
+    `relzoo.datasets.clevr.scenes` (COLORS, SHAPES, MATERIALS, SIZES)."""
+    import numpy as np
+
+    from relzoo.datasets.clevr import scenes as S
+
+    values = {"color": S.COLORS, "shape": S.SHAPES, "material": S.MATERIALS, "size": S.SIZES}
+    rows = []
+    for i, scene in enumerate(scene_dicts):
+        for o in scene["objects"]:
+            x, y = o["pixel_coords"][:2]
+            rows.append([i, min(max(y / CLEVR_HEIGHT, 0.0), 0.999999), min(max(x / CLEVR_WIDTH, 0.0), 0.999999),
+                         *[values[a].index(o[a]) for a in ATTRIBUTES]])
+    return np.array(rows, np.float64).reshape(-1, 3 + len(ATTRIBUTES))
+
+
+def conv_layer_names(model):
+    """The model's conv blocks' outputs, in order: `conv_0_relu`, `conv_1_relu`, ..."""
+    names = [layer.name for layer in model.layers if layer.name.startswith("conv_") and layer.name.endswith("_relu")]
+    if not names:
+        raise ValueError(f"clevr_probe: model {model.name!r} has no conv_K_relu layers; it needs a CLEVR pixel "
+                         "model (relzoo.models.rn_clevr.build_rn_clevr_pixels).")
+    return sorted(names, key=lambda n: int(n.split("_")[1]))
+
+
+def object_features(model, layer_names, images, table, batch_size=100):
+    """`{layer: (M, C) float32}`: the feature vector at each object's centre cell of each named
+    layer's map, for uint8 `images` `(S, H, W, 3)` and `object_table` rows (one pass over the
+    images, batch by batch)."""
+    import keras
+    import numpy as np
+
+    image_input = model.inputs[0] if isinstance(model.inputs, (list, tuple)) else model.inputs["image"]
+    layer_names = list(layer_names)
+    sub = keras.Model(image_input, [model.get_layer(n).output for n in layer_names])
+    scene = table[:, 0].astype(np.int64)
+    out = {}
+    for start in range(0, len(images), batch_size):
+        maps = sub(images[start:start + batch_size].astype(np.float32) / 255.0, training=False)
+        if len(layer_names) == 1 and not isinstance(maps, (list, tuple)):
+            maps = [maps]  # a one-output model returns its tensor, not a list
+        here = np.flatnonzero((scene >= start) & (scene < start + batch_size))
+        for n, m in zip(layer_names, maps):
+            m = keras.ops.convert_to_numpy(m).astype(np.float32)
+            rows, cols = m.shape[1], m.shape[2]
+            r = np.minimum((table[here, 1] * rows).astype(np.int64), rows - 1)
+            c = np.minimum((table[here, 2] * cols).astype(np.int64), cols - 1)
+            out.setdefault(n, np.zeros((len(table), m.shape[-1]), np.float32))[here] = m[scene[here] - start, r, c]
+    return out
+
+
+def linear_probe(x_fit, y_fit, x_score, y_score, classes, seed=1, steps=PROBE_STEPS):
+    """Accuracy on `(x_score, y_score)` of a softmax layer fitted to `(x_fit, y_fit)` (features
+    standardised with the fitting set's mean and deviation)."""
+    import keras
+    import numpy as np
+
+    x_fit, x_score = np.asarray(x_fit, np.float32), np.asarray(x_score, np.float32)
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
+    keras.utils.set_random_seed(seed)
+    probe = keras.Sequential([keras.Input((x_fit.shape[1],)), keras.layers.Dense(classes, dtype="float32")])
+    probe.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    epochs = max(1, round(steps / -(-len(x_fit) // 256)))
+    probe.fit((x_fit - mean) / std, np.asarray(y_fit, np.int64), epochs=epochs, batch_size=256, verbose=0)
+    predicted = keras.ops.convert_to_numpy(probe((x_score - mean) / std)).argmax(-1)  # a call: no retraced predict
+    return float((predicted == np.asarray(y_score)).mean())
+
+
+def probe_layers(model, fit, score, steps=PROBE_STEPS):
+    """`{layer: {attribute: accuracy}}` for every conv layer of `model`; `fit` and `score` are
+    `(images uint8 (S, H, W, 3), object_table rows)`."""
+    from relzoo.datasets.clevr import scenes as S
+
+    classes = {"color": len(S.COLORS), "shape": len(S.SHAPES), "material": len(S.MATERIALS), "size": len(S.SIZES)}
+    names = conv_layer_names(model)
+    x_fit, x_score = object_features(model, names, *fit), object_features(model, names, *score)
+    return {n: {a: linear_probe(x_fit[n], fit[1][:, 3 + k], x_score[n], score[1][:, 3 + k], classes[a], steps=steps)
+                for k, a in enumerate(ATTRIBUTES)} for n in names}
+
+
+def majority_share(table):
+    """`{attribute: share of its commonest value}` over the objects of `table`."""
+    import numpy as np
+
+    return {a: float(np.bincount(table[:, 3 + k].astype(np.int64)).max() / len(table)) for k, a in enumerate(ATTRIBUTES)}
+
+
+def split_objects(spec, split, num_scenes=None, image_size=128):
+    """The images and object table of a CLEVR-world split, as `relzoo evaluate` generates it
+    (the card's seed; its size unless `num_scenes`, which takes the split's first scenes)."""
+    import numpy as np
+
+    from relzoo.datasets.clevr import dataset as D
+    from relzoo.datasets.clevr import features, scenes as S
+
+    size = spec[f"{split}_size"] if num_scenes is None else int(num_scenes)
+    arrays, _, _ = D.generate_split(size, seed=spec["seed"], split=split, representation="pixels", progress=False,
+                                    image_size=image_size)
+    scene_dicts = S.generate_scenes(size, seed=spec["seed"], split=split)
+    # the scene dicts must be the ones the images show: their state vectors must match the split's
+    for i in (0, size - 1):
+        state, _ = features.scene_state(scene_dicts[i])
+        if not np.array_equal(state, arrays["objects"][i]):
+            raise RuntimeError(f"clevr_probe: scene {i} of the {split} split does not match its regenerated scene; "
+                               "the data set code and relzoo.datasets.clevr.scenes disagree.")
+    return arrays["image"], object_table(scene_dicts)
+
+
+def format_table(results, chance):
+    head = f"{'layer':<14}{'weights':<10}" + "".join(f"{a:>10}" for a in ATTRIBUTES)
+    lines = [head, f"{'(commonest value)':<24}" + "".join(f"{chance[a]:>10.3f}" for a in ATTRIBUTES)]
+    for layer in results["trained"]:
+        for which in ("trained", "random"):
+            lines.append(f"{layer:<14}{which:<10}" + "".join(f"{results[which][layer][a]:>10.3f}" for a in ATTRIBUTES))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.clevr_probe", description=__doc__.split("\n\n")[0])
+    p.add_argument("name", nargs="?", default="rn_clevr", help="a zoo pixel model on the CLEVR-format world")
+    p.add_argument("--weights", help="a .keras file to measure instead of the published artifact (same card)")
+    p.add_argument("--scenes", type=int, default=None, help="only the first N scenes of each split")
+    args = p.parse_args(argv)
+
+    import keras
+
+    import relzoo
+    from relzoo import artifacts, zoo
+
+    entry = zoo.get_entry(args.name)
+    options = entry.dataset.get("options", {})
+    if entry.dataset.get("name") != "clevr_world" or options.get("representation", "pixels") != "pixels":
+        print(f"clevr_probe: {args.name} is not a CLEVR-world pixel model (data set {entry.dataset.get('name')}, "
+              f"options {options}).", file=sys.stderr)
+        return 2
+    if args.weights:
+        model, source = relzoo.load(args.name, weights=args.weights), args.weights
+    else:
+        model = relzoo.load(args.name)
+        source = f"the published {args.name} (sha256 {artifacts.read_card(zoo.artifact_dir(args.name))['sha256'][:12]})"
+    keras.utils.set_random_seed(0)
+    fresh = keras.models.clone_model(model)  # the same layers with new random weights
+    image_size = int(model.inputs[0].shape[1])
+    t = time.perf_counter()
+    fit = split_objects(entry.dataset, "validation", args.scenes, image_size)
+    score = split_objects(entry.dataset, "test", args.scenes, image_size)
+    print(f"{source}: probes fitted on {len(fit[1])} objects of {len(fit[0])} validation scenes, scored on "
+          f"{len(score[1])} objects of {len(score[0])} test scenes (data: {time.perf_counter() - t:.0f} s)", flush=True)
+    results = {"trained": probe_layers(model, fit, score), "random": probe_layers(fresh, fit, score)}
+    print("accuracy of a linear probe of each object's attribute from its centre cell, test objects")
+    print(format_table(results, majority_share(score[1])))
+    print(f"({time.perf_counter() - t:.0f} s in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
