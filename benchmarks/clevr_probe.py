@@ -30,7 +30,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ATTRIBUTES = ("color", "shape", "material", "size")
 PROBE_STEPS = 1500  # Adam steps of batches of 256, whatever the number of objects
-CLEVR_WIDTH, CLEVR_HEIGHT = 480, 320  # the frame of `pixel_coords`
 
 
 def object_table(scene_dicts):
@@ -39,14 +38,14 @@ def object_table(scene_dicts):
     `relzoo.datasets.clevr.scenes` (COLORS, SHAPES, MATERIALS, SIZES)."""
     import numpy as np
 
-    from relzoo.datasets.clevr import scenes as S
+    from relzoo.datasets.clevr import camera, scenes as S
 
     values = {"color": S.COLORS, "shape": S.SHAPES, "material": S.MATERIALS, "size": S.SIZES}
     rows = []
     for i, scene in enumerate(scene_dicts):
         for o in scene["objects"]:
             x, y = o["pixel_coords"][:2]
-            rows.append([i, min(max(y / CLEVR_HEIGHT, 0.0), 0.999999), min(max(x / CLEVR_WIDTH, 0.0), 0.999999),
+            rows.append([i, min(max(y / camera.HEIGHT, 0.0), 0.999999), min(max(x / camera.WIDTH, 0.0), 0.999999),
                          *[values[a].index(o[a]) for a in ATTRIBUTES]])
     return np.array(rows, np.float64).reshape(-1, 3 + len(ATTRIBUTES))
 
