@@ -32,15 +32,22 @@ ATTRIBUTES = ("color", "shape", "material", "size")
 PROBE_STEPS = 1500  # Adam steps of batches of 256, whatever the number of objects
 
 
+def attribute_values():
+    """`{attribute: its values}` in the order of `relzoo.datasets.clevr.scenes`' constants."""
+    from relzoo.datasets.clevr import scenes as S
+
+    return {"color": S.COLORS, "shape": S.SHAPES, "material": S.MATERIALS, "size": S.SIZES}
+
+
 def object_table(scene_dicts):
     """`(M, 3 + len(ATTRIBUTES))` float64 rows, one per object: scene index, centre row and
     column as fractions of the image in [0, 1), then each attribute's index in
     `relzoo.datasets.clevr.scenes` (COLORS, SHAPES, MATERIALS, SIZES)."""
     import numpy as np
 
-    from relzoo.datasets.clevr import camera, scenes as S
+    from relzoo.datasets.clevr import camera
 
-    values = {"color": S.COLORS, "shape": S.SHAPES, "material": S.MATERIALS, "size": S.SIZES}
+    values = attribute_values()
     rows = []
     for i, scene in enumerate(scene_dicts):
         for o in scene["objects"]:
@@ -66,17 +73,13 @@ def object_features(model, layer_names, images, table, batch_size=100):
     import keras
     import numpy as np
 
-    image_input = model.inputs[0] if isinstance(model.inputs, (list, tuple)) else model.inputs["image"]
-    layer_names = list(layer_names)
-    sub = keras.Model(image_input, [model.get_layer(n).output for n in layer_names])
+    sub = keras.Model(model.get_layer("image").output, {n: model.get_layer(n).output for n in layer_names})
     scene = table[:, 0].astype(np.int64)
     out = {}
     for start in range(0, len(images), batch_size):
         maps = sub(images[start:start + batch_size].astype(np.float32) / 255.0, training=False)
-        if len(layer_names) == 1 and not isinstance(maps, (list, tuple)):
-            maps = [maps]  # a one-output model returns its tensor, not a list
         here = np.flatnonzero((scene >= start) & (scene < start + batch_size))
-        for n, m in zip(layer_names, maps):
+        for n, m in maps.items():
             m = keras.ops.convert_to_numpy(m).astype(np.float32)
             rows, cols = m.shape[1], m.shape[2]
             r = np.minimum((table[here, 1] * rows).astype(np.int64), rows - 1)
@@ -105,9 +108,7 @@ def linear_probe(x_fit, y_fit, x_score, y_score, classes, seed=1, steps=PROBE_ST
 def probe_layers(model, fit, score, steps=PROBE_STEPS):
     """`{layer: {attribute: accuracy}}` for every conv layer of `model`; `fit` and `score` are
     `(images uint8 (S, H, W, 3), object_table rows)`."""
-    from relzoo.datasets.clevr import scenes as S
-
-    classes = {"color": len(S.COLORS), "shape": len(S.SHAPES), "material": len(S.MATERIALS), "size": len(S.SIZES)}
+    classes = {a: len(v) for a, v in attribute_values().items()}
     names = conv_layer_names(model)
     x_fit, x_score = object_features(model, names, *fit), object_features(model, names, *score)
     return {n: {a: linear_probe(x_fit[n], fit[1][:, 3 + k], x_score[n], score[1][:, 3 + k], classes[a], steps=steps)
@@ -124,22 +125,11 @@ def majority_share(table):
 def split_objects(spec, split, num_scenes=None, image_size=128):
     """The images and object table of a CLEVR-world split, as `relzoo evaluate` generates it
     (the card's seed; its size unless `num_scenes`, which takes the split's first scenes)."""
-    import numpy as np
-
     from relzoo.datasets.clevr import dataset as D
-    from relzoo.datasets.clevr import features, scenes as S
 
     size = spec[f"{split}_size"] if num_scenes is None else int(num_scenes)
-    arrays, _, _ = D.generate_split(size, seed=spec["seed"], split=split, representation="pixels", progress=False,
-                                    image_size=image_size)
-    scene_dicts = S.generate_scenes(size, seed=spec["seed"], split=split)
-    # the scene dicts must be the ones the images show: their state vectors must match the split's
-    for i in (0, size - 1):
-        state, _ = features.scene_state(scene_dicts[i])
-        if not np.array_equal(state, arrays["objects"][i]):
-            raise RuntimeError(f"clevr_probe: scene {i} of the {split} split does not match its regenerated scene; "
-                               "the data set code and relzoo.datasets.clevr.scenes disagree.")
-    return arrays["image"], object_table(scene_dicts)
+    scene_dicts, images = D.generate_scene_images(size, seed=spec["seed"], split=split, image_size=image_size)
+    return images, object_table(scene_dicts)
 
 
 def format_table(results, chance):
@@ -176,7 +166,7 @@ def main(argv=None):
         source = f"the published {args.name} (sha256 {artifacts.read_card(zoo.artifact_dir(args.name))['sha256'][:12]})"
     keras.utils.set_random_seed(0)
     fresh = keras.models.clone_model(model)  # the same layers with new random weights
-    image_size = int(model.inputs[0].shape[1])
+    image_size = int(model.get_layer("image").output.shape[1])
     t = time.perf_counter()
     fit = split_objects(entry.dataset, "validation", args.scenes, image_size)
     score = split_objects(entry.dataset, "test", args.scenes, image_size)

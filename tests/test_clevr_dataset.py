@@ -251,3 +251,11 @@ def test_tfds_tiny_builds_offline_and_matches_generate_split(tmp_path):
         assert ex["program"].decode() == json.dumps(r["program"], separators=(",", ":"))
         assert ex["family"].decode() == FAMILY_NAMES[questions["family"][k]]
         assert ex["category"].decode() == features.CATEGORIES[questions["category"][k]]
+
+
+def test_generate_scene_images_gives_the_splits_scenes_and_images():
+    scenes, images = world.generate_scene_images(3, seed=1, split="validation", image_size=SMALL, workers=1)
+    arrays, _, _ = world.generate_split(3, seed=1, split="validation", workers=1, progress=False, image_size=SMALL)
+    assert scenes == generate_scenes(3, seed=1, split="validation")
+    assert images.dtype == np.uint8 and np.array_equal(images, arrays["image"])
+    assert world.generate_scene_images(0, split="test", image_size=SMALL)[1].shape == (0, SMALL, SMALL, 3)

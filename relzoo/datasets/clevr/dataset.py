@@ -237,6 +237,22 @@ def generate_split(num_scenes, seed=0, split="train", questions_per_scene=QUESTI
     return arrays, questions, records
 
 
+def generate_scene_images(num_scenes, seed=0, split="train", image_size=IMAGE_SIZE, workers=None, progress=False):
+    """A split's scene dicts and their images, without questions: `(scenes, images)`.
+
+    `scenes`: the `num_scenes` scene dicts (`scenes.generate_scenes`'s); `images`: uint8
+    `(S, image_size, image_size, 3)`, the images `generate_split` gives for the same arguments.
+    For work on what the images show (e.g. where each object is), with the scenes sampled once.
+    """
+    scene_dicts, images = [], []
+    for chunk in _iter_chunks(num_scenes, seed, split, 0, True, image_size, workers, progress, keep_scenes=True):
+        chunk.pop("raw_images", None)
+        scene_dicts.extend(chunk["scenes"])
+        images.append(chunk["image"])
+    size = int(image_size)
+    return scene_dicts, (np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8))
+
+
 RENDERERS = ("numpy", "jax")
 
 
