@@ -41,7 +41,7 @@ SETTINGS = ("plain", "cut", "scenes", "state_plain", "state_cut", "state_buckets
 def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SETTINGS, jit_compile=False):
     import keras
 
-    from relzoo import zoo
+    from relzoo import hub, presets
     from relzoo.datasets.clevr import dataset
     from relzoo.models import get_builder
     from training.object_buckets import ObjectBuckets
@@ -71,7 +71,7 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
         if setting not in settings:
             continue
         label += f" ({policy}{', XLA' if jit_compile else ''})"
-        entry = zoo.get_entry(name)
+        entry = presets.get(name)
         keras.utils.set_random_seed(0)
         kwargs = dict(entry.kwargs, num_objects=None) if mode == "buckets" else entry.kwargs
         model = get_builder(entry.builder)(**kwargs)

@@ -55,9 +55,9 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import relzoo
-    from relzoo import artifacts, zoo
+    from relzoo import artifacts, hub, presets
 
-    entry = zoo.get_entry(args.name)
+    entry = presets.get(args.name)
     if entry.dataset.get("name") != "clevr_world":
         print(f"clevr_families: {args.name} is not a CLEVR-world model (its data set is {entry.dataset.get('name')}).",
               file=sys.stderr)
@@ -67,7 +67,7 @@ def main(argv=None):
         source = args.weights
     else:
         model = relzoo.load(args.name)
-        source = f"the published {args.name} (sha256 {artifacts.read_card(zoo.artifact_dir(args.name))['sha256'][:12]})"
+        source = f"the published {args.name} (sha256 {artifacts.read_card(hub.artifact_dir(args.name))['sha256'][:12]})"
     rows, by_objects, overall, count = family_accuracy(model, entry.dataset, args.split, args.scenes)
     print(f"{source}, {args.split} split{'' if args.scenes is None else f' (first {args.scenes} scenes)'}: "
           f"{overall:.4f} of {count} questions")

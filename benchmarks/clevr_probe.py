@@ -64,7 +64,7 @@ def conv_layer_names(model):
     names = [layer.name for layer in model.layers if layer.name.startswith("conv_") and layer.name.endswith("_relu")]
     if not names:
         raise ValueError(f"clevr_probe: model {model.name!r} has no conv_K_relu layers; it needs a CLEVR pixel "
-                         "model (relzoo.models.rn_clevr.build_rn_clevr_pixels).")
+                         "model (relzoo.models.rn.build_rn_clevr_pixels).")
     return sorted(names, key=lambda n: int(n.split("_")[1]))
 
 
@@ -153,9 +153,9 @@ def main(argv=None):
     import keras
 
     import relzoo
-    from relzoo import artifacts, zoo
+    from relzoo import artifacts, hub, presets
 
-    entry = zoo.get_entry(args.name)
+    entry = presets.get(args.name)
     options = entry.dataset.get("options", {})
     if entry.dataset.get("name") != "clevr_world" or options.get("representation", "pixels") != "pixels":
         print(f"clevr_probe: {args.name} is not a CLEVR-world pixel model (data set {entry.dataset.get('name')}, "
@@ -165,7 +165,7 @@ def main(argv=None):
         model, source = relzoo.load(args.name, weights=args.weights), args.weights
     else:
         model = relzoo.load(args.name)
-        source = f"the published {args.name} (sha256 {artifacts.read_card(zoo.artifact_dir(args.name))['sha256'][:12]})"
+        source = f"the published {args.name} (sha256 {artifacts.read_card(hub.artifact_dir(args.name))['sha256'][:12]})"
     keras.utils.set_random_seed(0)
     fresh = keras.models.clone_model(model)  # the same layers with new random weights
     image_size = int(model.get_layer("image").output.shape[1])

@@ -2,23 +2,28 @@
 
     import relzoo
     relzoo.list_models()
-    model = relzoo.load("rn_tiny_test", weights=None)
+    model = relzoo.load("rn_clevr")                                    # trained, sha256-checked
     relzoo.ask("rn_clevr", "How many cubes are there?", image=image)   # English in, answer out
 
-Layers live in `relzoo.layers`, builders in `relzoo.models`, the registry in
-`relzoo.zoo`. Keras (and its backend) is imported on first use of a layer or
-model, so `import relzoo` and the registry stay light.
+Layers live in `relzoo.layers`, builders in `relzoo.models`, the zoo's models as data in
+`relzoo.presets`, artifact lookup and downloads in `relzoo.hub`. Keras (and its backend) is
+imported on first use of a layer or model, and no data set generator is imported at all, so
+`import relzoo` stays light.
 """
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from relzoo import presets  # noqa: E402
 from relzoo.artifacts import ArtifactError, ArtifactIntegrityError, ArtifactNotFoundError  # noqa: E402
+from relzoo.hub import load, model_card  # noqa: E402
+from relzoo.presets import Preset, UnknownModelError, build, list_models, register  # noqa: E402
 from relzoo.text import ask, decode_answers, encode_questions  # noqa: E402
-from relzoo.zoo import UnknownModelError, ZooEntry, build, list_models, load, model_card, register  # noqa: E402
 
-_LAZY_SUBMODULES = ("layers", "models", "testing")
+ZooEntry = Preset  # the 0.1 name
+
+_LAZY_SUBMODULES = ("layers", "models", "testing", "zoo")
 
 
 def __getattr__(name):
@@ -31,6 +36,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
+    "Preset",
     "UnknownModelError",
     "ZooEntry",
     "ask",
@@ -42,6 +48,7 @@ __all__ = [
     "load",
     "model_card",
     "models",
+    "presets",
     "register",
     "testing",
 ]

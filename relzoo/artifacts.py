@@ -18,7 +18,8 @@ from pathlib import Path
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.keras"
 CARD_SCHEMA_VERSION = 1
-EXTRA_FILE_KEYS = ("vocabulary",)  # files beside the weights that a card may record
+EXTRA_FILE_NAMES = {"vocabulary": "vocab.json"}  # files beside the weights that a card may record: key -> file
+EXTRA_FILE_KEYS = tuple(EXTRA_FILE_NAMES)
 
 # Keys every published card must have (see the registry issue and DESIGN.md).
 REQUIRED_CARD_KEYS = (
@@ -243,7 +244,7 @@ def write_artifact(model, directory, card, weights_file=WEIGHTS_FILE, extra_file
     path = save_model_file(model, directory / weights_file)
     full = dict(card)
     for key, source in (extra_files or {}).items():
-        full[key] = copy_file_record(source, directory)
+        full[key] = copy_file_record(source, directory, EXTRA_FILE_NAMES[key])
     full.update(
         {
             "card_schema": CARD_SCHEMA_VERSION,

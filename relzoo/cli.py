@@ -1,4 +1,4 @@
-"""The `relzoo` command: demo, explain, list, card, verify, evaluate, export."""
+"""The `relzoo` command: demo, explain, list, download, card, verify, evaluate, export."""
 
 import argparse
 import json
@@ -17,11 +17,11 @@ def _headline(card):
 
 
 def _status(name):
-    from relzoo import artifacts, zoo
+    from relzoo import artifacts, hub
 
-    d = zoo.artifact_dir(name)
+    d = hub.artifact_dir(name)
     if d is None:
-        return "not trained", None
+        return ("not downloaded" if isinstance(hub.hub(), str) else "not trained"), None
     try:
         card = artifacts.verify_artifact(d)
     except artifacts.ArtifactError as err:
@@ -30,17 +30,18 @@ def _status(name):
 
 
 def cmd_list(args):
-    from relzoo import zoo
+    from relzoo import presets
 
-    names = zoo.list_models(include_test=args.all)
+    names = presets.list_models(include_test=args.all)
     if not names:
         print("No published models yet. `relzoo list --all` also shows the test fixtures.")
         return 0
     rows = [("name", "family", "dataset", "artifact", "headline metric")]
     for name in names:
-        entry = zoo.get_entry(name)
+        preset = presets.get(name)
         status, card = _status(name)
-        rows.append((name, entry.family, entry.dataset.get("name") or "-", status.split(":")[0], _headline(card or {})))
+        rows.append((name, preset.family, preset.dataset.get("name") or "-", status.split(":")[0],
+                     _headline(card or {})))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -48,19 +49,19 @@ def cmd_list(args):
 
 
 def cmd_card(args):
-    from relzoo import zoo
+    from relzoo import hub
 
-    print(json.dumps(zoo.model_card(args.name), indent=2, sort_keys=True, default=str))
+    print(json.dumps(hub.model_card(args.name), indent=2, sort_keys=True, default=str))
     return 0
 
 
 def cmd_verify(args):
-    from relzoo import zoo
+    from relzoo import presets
 
-    names = args.names or zoo.list_models(include_test=True)
+    names = args.names or presets.list_models(include_test=True)
     bad = 0
     for name in names:
-        zoo.get_entry(name)
+        presets.get(name)
         status, _ = _status(name)
         print(f"{name}: {status}")
         bad += status.startswith("BROKEN")
@@ -68,7 +69,7 @@ def cmd_verify(args):
 
 
 def cmd_evaluate(args):
-    from relzoo import artifacts, zoo
+    from relzoo import artifacts, hub
     from relzoo.evaluate import evaluate, format_record
 
     if args.check and args.mismatched_scenes:
@@ -97,8 +98,7 @@ def cmd_evaluate(args):
         print("relzoo: --check compares with the card, which holds the generated splits' numbers; not with --data.",
               file=sys.stderr)
         return 1
-    d = zoo.artifact_dir(args.name)
-    card = artifacts.read_card(d)
+    card = artifacts.read_card(hub.artifact_dir(args.name))
     recorded = [r for r in card["metrics"] if r.get("split") == record["split"]]
     if not recorded:
         print(f"relzoo: the card of {args.name} records no {record['split']} metrics to check against.", file=sys.stderr)
@@ -128,9 +128,9 @@ def record_in_card(args, record):
 
     import keras
 
-    from relzoo import artifacts, zoo
+    from relzoo import artifacts, hub
 
-    directory = zoo.artifact_dir(args.name)
+    directory = hub.artifact_dir(args.name)
     card = artifacts.read_card(directory)
 
     record["measured"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -161,6 +161,14 @@ def cmd_export(args):
     target = export.export(args.name, args.outdir, version=args.version, weights=args.weights or "pretrained",
                            overwrite=args.overwrite)
     print(export.describe(args.name, target))
+    return 0
+
+
+def cmd_download(args):
+    from relzoo import hub
+
+    for name in args.names:
+        print(f"{name}: {hub.download(name, force=args.force)}")
     return 0
 
 
@@ -201,6 +209,10 @@ def main(argv=None):
     p = sub.add_parser("list", help="list the zoo's models, their artifacts and headline metrics")
     p.add_argument("--all", action="store_true", help="include test fixtures")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("download", help="download published artifacts from the hub ($RELZOO_HUB) into the cache")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--force", action="store_true", help="download again even when the cache holds a copy")
+    p.set_defaults(func=cmd_download)
     p = sub.add_parser("card", help="print a model's registry entry and card as JSON")
     p.add_argument("name")
     p.set_defaults(func=cmd_card)

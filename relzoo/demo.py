@@ -36,23 +36,23 @@ def run_demo(name="rn_sort_of_clevr", seed=None, scenes=100, out=None, weights="
     `scenes` fresh scenes are answered; `show` of them are drawn in the PNG (0: no PNG), each
     with `questions_per_scene` of its questions.
     """
-    from relzoo import zoo
+    from relzoo import hub, presets
 
-    entry = zoo.get_entry(name)
-    dataset_name = entry.dataset.get("name")
+    preset = presets.get(name)
+    dataset_name = preset.dataset.get("name")
     if dataset_name not in DEMO_DATASETS:
         raise ValueError(f"relzoo demo shows models of {DEMO_DATASETS}; {name!r} is trained on "
                          f"{dataset_name!r}. Try `relzoo demo rn_sort_of_clevr` or `relzoo demo rn_clevr`.")
     if scenes < 1 or show < 0:
         raise ValueError(f"relzoo demo: --scenes must be >= 1 and --show >= 0, got {scenes} and {show}.")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    model = zoo.load(name, weights=weights)
+    model = hub.load(name, weights=weights)
     card_values = {}
     if weights == "pretrained":
-        card = zoo.model_card(name)["card"] or {}
+        card = hub.model_card(name)["card"] or {}
         card_values = next((m["values"] for m in card.get("metrics", []) if m.get("split") == "test"), {})
     demo = _demo_sort_of_clevr if dataset_name == "sort_of_clevr" else _demo_clevr
-    return demo(name, entry, model, card_values, seed, scenes, out, show, questions_per_scene, stream)
+    return demo(name, preset, model, card_values, seed, scenes, out, show, questions_per_scene, stream)
 
 
 def _print_table(stream, label_title, rows, values, card_values, width):
@@ -71,12 +71,12 @@ def _save_png(image, out, name, stream):
     return png
 
 
-def _demo_sort_of_clevr(name, entry, model, card_values, seed, scenes, out, show, questions_per_scene, stream):
+def _demo_sort_of_clevr(name, preset, model, card_values, seed, scenes, out, show, questions_per_scene, stream):
     from relzoo.datasets import sort_of_clevr
     from relzoo.evaluate import accuracy_values, predict_logits
 
     data = sort_of_clevr.generate_scenes(scenes, seed=seed, split="test")
-    representation = entry.dataset.get("options", {}).get("representation", "pixels")
+    representation = preset.dataset.get("options", {}).get("representation", "pixels")
     examples = sort_of_clevr.examples_from_scenes(data, representation)
     predictions = np.argmax(predict_logits(model, examples), axis=-1)
     values = accuracy_values(predictions, examples)
@@ -94,11 +94,11 @@ def _demo_sort_of_clevr(name, entry, model, card_values, seed, scenes, out, show
                       png=None if png is None else str(png))
 
 
-def _demo_clevr(name, entry, model, card_values, seed, scenes, out, show, questions_per_scene, stream):
+def _demo_clevr(name, preset, model, card_values, seed, scenes, out, show, questions_per_scene, stream):
     from relzoo.datasets.clevr import dataset, features
     from relzoo.evaluate import accuracy_values, predict_logits
 
-    representation = entry.dataset.get("options", {}).get("representation", "pixels")
+    representation = preset.dataset.get("options", {}).get("representation", "pixels")
     # images are rendered for the pixel model, and for the PNG whatever the model reads;
     # the questions depend only on (seed, split, scenes, questions per scene)
     wanted = ("pixels", "state") if show else (representation,)

@@ -6,45 +6,15 @@ reproduces its numbers. `relzoo evaluate NAME --data PATH` measures a model on a
 local copy of the real data set (CLEVR v1.0 for the CLEVR models), per category.
 """
 
-import inspect
 import shlex
 
 import numpy as np
 
-from relzoo.datasets import get_dataset
+from relzoo import hub, presets
+from relzoo.datasets import load_split
 from relzoo.datasets.examples import Examples
 
-SPLITS = ("train", "validation", "test")
-
-
-def dataset_split(spec, split, renderer=None):
-    """The `Examples` of a dataset spec's split (`{"name", "seed", "<split>_size", "options"}`).
-
-    `renderer`: for data sets that render images (clevr_world), which renderer makes them
-    ("numpy", the default, or "jax"); None leaves the data set's default."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
-    key = f"{split}_size"
-    if key not in spec:
-        raise ValueError(f"The dataset spec {spec.get('name')!r} has no {key!r}.")
-    module = get_dataset(spec["name"])
-    version = spec.get("version")
-    if version is not None and version != module.VERSION:
-        raise ValueError(
-            f"The dataset spec asks for {spec['name']} version {version}, but this relzoo generates "
-            f"version {module.VERSION}: the numbers would not be comparable."
-        )
-    options = dict(spec.get("options", {}))
-    if renderer is not None:
-        generate = module.generate_examples if hasattr(module, "generate_examples") else module.generate
-        if "renderer" not in inspect.signature(generate).parameters:
-            raise ValueError(f"The dataset {spec['name']!r} renders no images; it takes no renderer "
-                             f"(got {renderer!r}).")
-        options["renderer"] = renderer
-    if hasattr(module, "generate_examples"):
-        return module.generate_examples(spec[key], seed=spec["seed"], split=split, **options)
-    inputs, answers = module.generate(spec[key], seed=spec["seed"], split=split, **options)
-    return Examples(inputs=inputs, answers=answers)
+dataset_split = load_split  # the 0.1 name
 
 
 def predict_logits(model, examples, batch_size=256):
@@ -76,7 +46,7 @@ def evaluate_model(model, spec, split="test", batch_size=256):
 
     Returns `{"values": {"accuracy": ..., "accuracy/<group>": ...}, "num_examples", "split"}`.
     """
-    return evaluate_examples(model, dataset_split(spec, split), split, batch_size)
+    return evaluate_examples(model, load_split(spec, split), split, batch_size)
 
 
 def evaluate_examples(model, examples, split, batch_size=256):
@@ -114,15 +84,15 @@ def mismatch_scenes(examples, seed=0):
 FOLDER_DATASETS = {"clevr_world": "CLEVR_v1.0"}  # zoo dataset -> the real data set `--data` reads
 
 
-def folder_examples(entry, data, split="validation", limit=None):
-    """`Examples` of a local copy of the data set a zoo entry is meant for (real CLEVR v1.0 for
-    models trained on the CLEVR-format world), in the entry's representation."""
+def folder_examples(preset, data, split="validation", limit=None):
+    """`Examples` of a local copy of the data set a preset is meant for (real CLEVR v1.0 for
+    models trained on the CLEVR-format world), in the preset's representation."""
     from relzoo.datasets.clevr.reader import ClevrFolder
 
-    if entry.dataset.get("name") not in FOLDER_DATASETS:
+    if preset.dataset.get("name") not in FOLDER_DATASETS:
         raise ValueError(f"--data reads {sorted(FOLDER_DATASETS.values())} folders, for models trained on "
-                         f"{sorted(FOLDER_DATASETS)}; {entry.name} is trained on {entry.dataset.get('name')!r}.")
-    representation = entry.dataset.get("options", {}).get("representation", "pixels")
+                         f"{sorted(FOLDER_DATASETS)}; {preset.name} is trained on {preset.dataset.get('name')!r}.")
+    representation = preset.dataset.get("options", {}).get("representation", "pixels")
     return ClevrFolder(data).examples(split, representation=representation, limit=limit)
 
 
@@ -139,24 +109,22 @@ def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, 
     question is shown another question's scene (`mismatch_scenes`), a control that measures
     what the model answers without the right scene; the record says so (`"control"`).
     """
-    from relzoo import zoo
-
-    entry = zoo.get_entry(name)
+    preset = presets.get(name)
     if data is None:
         if limit is not None:
             raise ValueError("limit applies to --data folders only; the generated splits have fixed sizes.")
         split = split or "test"
-        spec = entry.dataset
+        spec = preset.dataset
         if log is not None:
             log(f"generating the {split} split of {spec['name']} ({split}_size {spec.get(f'{split}_size')}, "
                 f"seed {spec['seed']}) ...")
-        examples = dataset_split(spec, split)
+        examples = load_split(spec, split)
     else:
         split = split or "validation"
-        examples = folder_examples(entry, data, split, limit)
+        examples = folder_examples(preset, data, split, limit)
     if mismatched_scenes:
         examples = mismatch_scenes(examples)
-    model = zoo.load(name, weights=weights)
+    model = hub.load(preset.name, weights=weights)
     record = evaluate_examples(model, examples, split, batch_size)
     record["command"] = evaluation_command(name, split)
     if data is not None:

@@ -55,15 +55,15 @@ def run_explain(name="rmc_nth_farthest", seed=None, out=None, weights="pretraine
     """Draws the attention of `name` on one fresh N-th farthest example; returns the PNG path and the weights."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from relzoo import zoo
+    from relzoo import hub, presets
     from relzoo.datasets import nth_farthest as nf
 
-    entry = zoo.get_entry(name)
-    if entry.dataset.get("name") != "nth_farthest":
+    preset = presets.get(name)
+    if preset.dataset.get("name") != "nth_farthest":
         raise ValueError(f"relzoo explain draws N-th farthest models; {name!r} is trained on "
-                         f"{entry.dataset.get('name')!r}.")
+                         f"{preset.dataset.get('name')!r}.")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    model = zoo.load(name, weights=weights)
+    model = hub.load(name, weights=weights)
     sequences, answers, parts = nf.sample(1, np.random.default_rng([seed, 5]))
     attention = attention_weights(model, {"sequence": sequences})[0]  # (steps, heads, S+1, S+1)
     logits = np.asarray(model.predict({"sequence": sequences}, verbose=0))

@@ -35,16 +35,17 @@ VOCAB_FILE = "vocab.json"
 TEXT_SIGNATURE = "answer_text"
 
 
-def _example_inputs(entry, count):
-    """A few real inputs from the entry's test split (zeros if it has no dataset)."""
-    from relzoo.evaluate import dataset_split
+def _example_inputs(preset, count):
+    """A few real inputs from the preset's test split (zeros if it has no dataset)."""
+    from relzoo.datasets import load_split
 
+    specs = preset.specs()["inputs"]
     try:
-        examples = dataset_split(dict(entry.dataset, test_size=count), "test")
+        examples = load_split(dict(preset.dataset, test_size=count), "test")
         pick = np.linspace(0, len(examples) - 1, count).astype(int)  # spread over question kinds
-        return {k: np.asarray(v) for k, v in examples.batch(pick).items() if k in entry.inputs}
+        return {k: np.asarray(v) for k, v in examples.batch(pick).items() if k in specs}
     except (ValueError, KeyError):
-        return {k: np.zeros([count] + list(spec["shape"]), spec["dtype"]) for k, spec in entry.inputs.items()}
+        return {k: np.zeros([count] + [d or 1 for d in spec["shape"]], spec["dtype"]) for k, spec in specs.items()}
 
 
 def rest_request_body(examples, signature_name="serving_default"):
@@ -76,7 +77,7 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
     """Exports zoo model `name` for TensorFlow Serving; returns the version folder.
 
     Args:
-        name: a zoo model name (its entry gives the input names, shapes and vocabulary).
+        name: a zoo model name (its preset gives the input names, shapes and vocabulary).
         outdir: the model base path; the SavedModel goes to `outdir/name/version/`.
         version: TF Serving's integer model version.
         weights: as in `relzoo.load` (ignored when `model` is given).
@@ -87,9 +88,9 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
     import keras
     import tensorflow as tf
 
-    from relzoo import zoo
+    from relzoo import hub, presets, text
 
-    entry = zoo.get_entry(name)
+    preset = presets.get(name)
     if not isinstance(version, int) or version < 0:
         raise ValueError(f"version must be a non-negative integer (TF Serving's model version), got {version!r}.")
     target = Path(outdir) / name / str(version)
@@ -98,14 +99,12 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
             raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it.")
         shutil.rmtree(target)
     if model is None:
-        model = zoo.load(name, weights=weights)
+        model = hub.load(name, weights=weights)
 
-    input_names = list(entry.inputs)
-    specs = [
-        tf.TensorSpec([None] + list(entry.inputs[k]["shape"]), tf.as_dtype(entry.inputs[k]["dtype"]), name=k)
-        for k in input_names
-    ]
-    vocab = None if entry.answer_vocab is None else tf.constant(list(entry.answer_vocab))
+    inputs = preset.specs()["inputs"]
+    input_names = list(inputs)
+    specs = [tf.TensorSpec([None] + inputs[k]["shape"], tf.as_dtype(inputs[k]["dtype"]), name=k) for k in input_names]
+    vocab = None if preset.answer_vocab is None else tf.constant(list(preset.answer_vocab))
 
     def serve(*tensors):
         logits = model(dict(zip(input_names, tensors)), training=False)
@@ -124,11 +123,9 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
     archive.track(model)
     archive.add_endpoint(name="serving_default", fn=serve, input_signature=specs)
     vocabulary = None
-    if entry.question_vocab is not None:
-        from relzoo.text import vocabulary as question_vocabulary
-
-        vocabulary = question_vocabulary(name)
-        encode, table = _graph_encoder(vocabulary, int(entry.inputs["question"]["shape"][0]))
+    if preset.question_vocab is not None:
+        vocabulary = text.vocabulary(preset)
+        encode, table = _graph_encoder(vocabulary, text.question_length(preset))
         archive.track(table)
         scene_names = [k for k in input_names if k != "question"]
         text_specs = [s for s in specs if s.name != "question"] + [tf.TensorSpec([None], tf.string, name="question_text")]
@@ -141,7 +138,7 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
         archive.add_endpoint(name=TEXT_SIGNATURE, fn=serve_text, input_signature=text_specs)
     archive.write_out(str(target), verbose=False)
 
-    examples = _example_inputs(entry, warmup_examples)
+    examples = _example_inputs(preset, warmup_examples)
     extra = target / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(extra / WARMUP_FILE)) as writer:
@@ -171,14 +168,14 @@ def _graph_encoder(vocabulary, length):
     `Vocabulary.encode` does, and the lookup table it uses (to be tracked by the export)."""
     import tensorflow as tf
 
-    from relzoo.datasets.clevr import features
+    from relzoo import vocab
 
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocabulary.tokens)),
                                             tf.range(len(vocabulary), dtype=tf.int64)),
-        default_value=vocabulary.index[features.UNK],
+        default_value=vocabulary.index[vocab.UNK],
     )
-    start, end = vocabulary.index[features.START], vocabulary.index[features.END]
+    start, end = vocabulary.index[vocab.START], vocabulary.index[vocab.END]
 
     def encode(text):
         text = tf.strings.lower(text)

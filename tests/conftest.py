@@ -1,9 +1,14 @@
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# the tests never read or fill the user's artifact cache, nor download from a hub they did not start
+os.environ["RELZOO_CACHE"] = tempfile.mkdtemp(prefix="relzoo-test-cache-")
+os.environ.pop("RELZOO_HUB", None)
+os.environ.pop("RELZOO_HOME", None)
 
 
 # `python -c` this with the trainer's arguments: the trainer runs with every TensorFlow import

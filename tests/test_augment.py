@@ -98,12 +98,15 @@ def test_scene_batches_jitter_only_the_images_and_resume_with_the_same_draws():
 
 def test_the_recipe_checks_the_jitter_settings():
     path = ROOT / "training/recipes/rn_sort_of_clevr.toml"
-    loaded = recipes.load(path, ["train.scenes_per_batch=4", "train.image_shift=8", "train.image_rotation=0.05"])
-    assert loaded["train"]["image_shift"] == 8 and loaded["train"]["image_rotation"] == 0.05
-    assert recipes.load(path)["train"]["image_shift"] == 0  # off unless asked for
-    with pytest.raises(recipes.RecipeError, match="image_shift must be an integer >= 0"):
-        recipes.load(path, ["train.scenes_per_batch=4", "train.image_shift=-2"])
-    with pytest.raises(recipes.RecipeError, match="image_rotation must be a number of radians"):
-        recipes.load(path, ["train.scenes_per_batch=4", "train.image_rotation=5.0"])
-    with pytest.raises(recipes.RecipeError, match="set train.scenes_per_batch"):
-        recipes.load(path, ["train.scenes_per_batch=0", "train.image_shift=8"])
+    scenes = ["train.feed=scenes", "train.scenes_per_batch=4"]
+    loaded = recipes.load(path, [*scenes, "train.image_shift=8", "train.image_rotation=0.05"])
+    assert loaded.train.image_shift == 8 and loaded.train.image_rotation == 0.05
+    assert recipes.load(path).train.image_shift == 0  # off unless asked for
+    with pytest.raises(recipes.RecipeError, match="image_shift must be >= 0"):
+        recipes.load(path, [*scenes, "train.image_shift=-2"])
+    with pytest.raises(recipes.RecipeError, match="image_shift must be int"):
+        recipes.load(path, [*scenes, "train.image_shift=2.5"])
+    with pytest.raises(recipes.RecipeError, match="image_rotation must be <= 3.14159"):
+        recipes.load(path, [*scenes, "train.image_rotation=5.0"])
+    with pytest.raises(recipes.RecipeError, match='set train.feed = "scenes"'):
+        recipes.load(path, ["train.image_shift=8"])

@@ -43,7 +43,7 @@ def test_shapes_and_dtypes():
     assert [r["question_index"] for r in records] == list(range(n))
     assert questions["scene_index"].tolist() == [r["image_index"] for r in records]
     assert np.all(np.diff(questions["scene_index"]) >= 0) and questions["scene_index"].max() == 3
-    vocab = features.Vocabulary.load()
+    vocab = features.Vocabulary.shipped("clevr")
     for k, r in enumerate(records):
         assert r["split"] == "validation"
         np.testing.assert_array_equal(questions["question_tokens"][k], vocab.encode(r["question"]))
@@ -180,11 +180,11 @@ def test_generate_examples_pixels_and_state():
     assert inputs["image"].shape == (4, 128, 128, 3) and inputs["image"].dtype == np.float32
     assert 0.0 <= inputs["image"].min() and inputs["image"].max() <= 1.0
     # the evaluation's call: generate_examples(size, seed=, split=, **options)
-    from relzoo.evaluate import dataset_split
+    from relzoo.datasets import load_split
 
     spec = {"name": "clevr_world", "seed": 0, "version": "1.0.0", "test_size": 3,
             "options": {"representation": "state", "workers": 1}}
-    got = dataset_split(spec, "test")
+    got = load_split(spec, "test")
     np.testing.assert_array_equal(got.answers, state.answers)
     assert world.describe_question(state.inputs["question"][0]).endswith("?")
     assert world.describe_answer(state.answers[0]) in executor.ANSWERS
@@ -210,7 +210,7 @@ def test_save_json_writes_a_clevr_folder(tmp_path):
         same = lambda d: {k: v for k, v in d.items() if k not in ("split", "image_filename")}  # noqa: E731
         assert same(written) == same(mine)
     _same(summary["question_arrays"], questions)
-    vocab = features.Vocabulary.load()
+    vocab = features.Vocabulary.shipped("clevr")
     for k, record in enumerate(q["questions"]):
         got = features.question_features(record, vocab)
         assert got["category"] == record["category"] and got["family"] == record["family"]

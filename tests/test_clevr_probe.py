@@ -5,7 +5,7 @@ import numpy as np
 
 from benchmarks import clevr_probe as P
 from relzoo.datasets.clevr import scenes as S
-from relzoo.models.rn_clevr import build_rn_clevr_pixels
+from relzoo.models.rn import build_rn_clevr_pixels
 
 SPEC = {"name": "clevr_world", "seed": 0, "validation_size": 1500, "test_size": 1500}
 

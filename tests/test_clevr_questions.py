@@ -106,7 +106,7 @@ def test_no_degenerate_questions(generated):
 
 
 def test_shipped_vocabulary_covers_generated_questions(generated):
-    vocab = features.Vocabulary.load()
+    vocab = features.Vocabulary.shipped("clevr")
     assert vocab.tokens[:4] == features.SPECIAL_TOKENS
     unknown = collections.Counter(w for q in generated for w in vocab.unknown(q["question"]))
     assert not unknown, unknown
@@ -115,14 +115,14 @@ def test_shipped_vocabulary_covers_generated_questions(generated):
 @pytest.mark.slow
 def test_shipped_vocabulary_is_the_built_one():
     # regenerate with: python -m relzoo.datasets.clevr.questions --write-vocabulary
-    assert questions.build_vocabulary().tokens == features.Vocabulary.load().tokens
+    assert questions.build_vocabulary().tokens == features.Vocabulary.shipped("clevr").tokens
 
 
 # ----------------------------------------------------------------------------- features
 
 
 def test_tokenize_and_encode_round_trip():
-    vocab = features.Vocabulary.load()
+    vocab = features.Vocabulary.shipped("clevr")
     text = "There is a tiny red object; what shape is it?"
     assert features.tokenize(text) == ["there", "is", "a", "tiny", "red", "object", ";", "what", "shape",
                                        "is", "it", "?"]
@@ -137,11 +137,12 @@ def test_tokenize_and_encode_round_trip():
 
 
 def test_vocabulary_file_round_trip_and_errors(tmp_path):
-    vocab = features.Vocabulary.build(["Is it red?"])
+    vocab = features.Vocabulary.build(["Is it red?"], answers=executor.ANSWERS)
     vocab.save(tmp_path / "vocab.json")
     data = json.loads((tmp_path / "vocab.json").read_text())
     assert data["answer_token_to_idx"]["yes"] == 0 and len(data["answer_token_to_idx"]) == 28
-    assert features.Vocabulary.load(tmp_path / "vocab.json").tokens == vocab.tokens
+    again = features.Vocabulary.load(tmp_path / "vocab.json")
+    assert again.tokens == vocab.tokens and again.answers == executor.ANSWERS
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="question_token_to_idx"):
         features.Vocabulary.load(tmp_path / "bad.json")
@@ -185,7 +186,7 @@ def test_category_of_real_clevr_endings():
 
 
 def test_question_features_of_a_clevr_question(generated):
-    vocab = features.Vocabulary.load()
+    vocab = features.Vocabulary.shipped("clevr")
     q = generated[0]
     f = features.question_features(q, vocab)
     assert f["answer"] == executor.answer_to_index(q["answer"]) and f["family"] == q["family"]
@@ -197,7 +198,7 @@ def test_question_features_of_a_clevr_question(generated):
 
 
 def test_to_examples_batches(scenes, generated):
-    vocab = features.Vocabulary.load()
+    vocab = features.Vocabulary.shipped("clevr")
     states = [features.scene_state(s) for s in scenes]
     scene_arrays = {"objects": np.stack([s for s, _ in states]), "object_mask": np.stack([m for _, m in states]),
                     "image": np.zeros((len(scenes), 128, 128, 3), np.uint8)}
@@ -226,10 +227,11 @@ def test_showcase_writes_the_grid_and_questions(tmp_path, capsys):
 
 
 def test_zoo_clevr_entries_match_the_vocabulary_and_answers():
-    from relzoo import zoo
+    from relzoo import presets, text
 
     for name in ("rn_clevr", "rn_clevr_state"):
-        entry = zoo.REGISTRY[name]
-        assert entry.kwargs["vocab_size"] == len(features.Vocabulary.load())
-        assert entry.answer_vocab == executor.ANSWERS
-        assert entry.inputs["question"]["shape"] == [features.MAX_QUESTION_LENGTH]
+        preset = presets.PRESETS[name]
+        assert preset.kwargs["vocab_size"] == len(features.Vocabulary.shipped("clevr"))
+        assert preset.answer_vocab == executor.ANSWERS == features.Vocabulary.shipped("clevr").answers
+        assert preset.specs()["inputs"]["question"]["shape"] == [None]  # any length
+        assert text.question_length(preset) == features.MAX_QUESTION_LENGTH

@@ -120,7 +120,7 @@ def test_unknown_words_map_to_unk(clevr):
     assert folder.unknown_words("val") == collections.Counter({UNKNOWN_WORD: 1})
     assert folder.unknown_words("val", limit=1) == collections.Counter()
     tokens = list(folder.features("val", limit=2))[1]["question_tokens"]
-    assert tokens[1] == F.Vocabulary.load().index[F.UNK]
+    assert tokens[1] == F.Vocabulary.shipped("clevr").index[F.UNK]
 
 
 def test_examples_pixels_and_state(clevr):

@@ -95,7 +95,7 @@ def tiny_clevr_weights(tmp_path_factory):
     import keras
 
     from relzoo.datasets.clevr import dataset, features
-    from relzoo.models.rn_clevr import build_rn_clevr_pixels, build_rn_clevr_state
+    from relzoo.models.rn import build_rn_clevr_pixels, build_rn_clevr_state
 
     folder = tmp_path_factory.mktemp("demo_clevr")
     # calibration scenes from the train split (the tests answer the test split's)
@@ -184,18 +184,18 @@ def test_demo_clevr_state(tiny_clevr_weights, tmp_path):
 
 def _published_demo_models():
     """Published artifacts whose data set the demo shows (they become tested as they land)."""
-    from relzoo import zoo
+    from relzoo import hub, presets
     from relzoo.demo import DEMO_DATASETS
 
-    return [n for n in zoo.shipped_models() if zoo.get_entry(n).dataset.get("name") in DEMO_DATASETS]
+    return [n for n in hub.shipped_models() if presets.get(n).dataset.get("name") in DEMO_DATASETS]
 
 
 @pytest.mark.parametrize("name", _published_demo_models())
 def test_published_model_demo_matches_its_card(name, tmp_path, monkeypatch):
     """The README's first command on the published weights: fresh scenes score like the card's test split."""
-    from relzoo import zoo
+    from relzoo import hub, presets
 
-    monkeypatch.delenv(zoo.HOME_ENV, raising=False)
+    monkeypatch.delenv(hub.HOME_ENV, raising=False)
     out = tmp_path / "demo.png"
     text = io.StringIO()
     result = run_demo(name, seed=20261121, scenes=100, out=out, show=3, stream=text)
@@ -203,7 +203,7 @@ def test_published_model_demo_matches_its_card(name, tmp_path, monkeypatch):
     # fresh scenes from the same generator score within 5 standard errors of the card's values:
     # overall, and per question type in Sort-of-CLEVR (a third of the questions each)
     counts = {"accuracy": result["num_questions"]}
-    if zoo.get_entry(name).dataset["name"] == "sort_of_clevr":
+    if presets.get(name).dataset["name"] == "sort_of_clevr":
         counts.update({f"accuracy/{t}": result["num_questions"] / 3 for t in sort_of_clevr.TYPE_NAMES})
     for key, count in counts.items():
         card_value, value = result["card"][key], result["accuracy"][key]

@@ -103,18 +103,20 @@ def test_device_batches_have_fixed_shapes_and_resume():
 
 def test_the_recipe_checks_device_feed():
     path = ROOT / "training/recipes/rn_sort_of_clevr.toml"
-    loaded = recipes.load(path, ["train.device_feed=true", "train.image_shift=8"])
-    assert loaded["train"]["device_feed"] is True
-    assert recipes.load(path)["train"]["device_feed"] is False
+    loaded = recipes.load(path, ["train.feed=\"device\"", "train.image_shift=8"])
+    assert loaded.train.feed == "device"
+    assert recipes.load(path).train.feed == "examples"
+    with pytest.raises(recipes.RecipeError, match="feed must be one of"):
+        recipes.load(path, ["train.feed=gpu"])
+    with pytest.warns(FutureWarning, match="device_feed = true is deprecated"):  # 0.1's spelling
+        assert recipes.load(path, ["train.device_feed=true"]).train.feed == "device"
     with pytest.raises(recipes.RecipeError, match="device_feed must be true or false"):
         recipes.load(path, ["train.device_feed=1"])
-    with pytest.raises(recipes.RecipeError, match="cannot be combined"):
-        recipes.load(path, ["train.device_feed=true", "train.scenes_per_batch=4"])
 
 
 TINY = ["dataset.train_size=12", "dataset.validation_size=2", "dataset.test_size=2", "train.batch_size=16",
-        "train.warmup_steps=2", "model.kwargs.conv_filters=4", "model.kwargs.g_units=[8, 8]",
-        "model.kwargs.f_units=[8]", "train.dtype_policy=\"float32\"", "train.device_feed=true",
+        "train.warmup_steps=2", "model.conv_filters=4", "model.g_units=[8, 8]",
+        "model.f_units=[8]", "train.dtype_policy=\"float32\"", "train.feed=\"device\"",
         "train.bn_recalibration_batches=2", "train.image_shift=2", "train.image_rotation=0.05"]
 
 
@@ -138,7 +140,7 @@ def test_the_trainer_trains_with_the_device_feed_and_resumes(tmp_path):
     epochs = json.loads((run / "epochs.json").read_text())
     assert [e["epoch"] for e in epochs] == [1, 2] and all("val_accuracy" in e["logs"] for e in epochs)
     card = json.loads((run / "artifact" / "card.json").read_text())
-    assert card["training"]["recipe_values"]["train"]["device_feed"] is True  # the card says how it was fed
+    assert card["training"]["recipe_values"]["train"]["feed"] == "device"  # the card says how it was fed
     # the artifact is the plain model: raw uint8 inputs are the twin's, never the published model's
     model = keras.saving.load_model(run / "artifact" / "model.keras", compile=False)
     assert model.input["image"].dtype == "float32"
@@ -200,7 +202,7 @@ def test_the_mirror_layer_mirrors_the_state_and_swaps_the_words():
     from relzoo.datasets.clevr.features import Vocabulary
     from training.device_feed import clevr_mirror
 
-    vocab = Vocabulary.load()
+    vocab = Vocabulary.shipped("clevr")
     scene = S.generate_scenes(1, seed=9)[0]
     objects, mask = features.scene_state(scene)
     want, _ = features.scene_state(_mirrored_scene(scene))
@@ -224,9 +226,9 @@ def test_the_mirror_layer_mirrors_the_state_and_swaps_the_words():
 
 def test_the_recipe_checks_the_mirror():
     path = ROOT / "training/recipes/rn_clevr_state_gpu.toml"
-    loaded = recipes.load(path, ["train.device_feed=true", "train.mirror_left_right=true"])
-    assert loaded["train"]["mirror_left_right"] is True
-    with pytest.raises(recipes.RecipeError, match="set train.device_feed"):
+    loaded = recipes.load(path, ["train.feed=\"device\"", "train.mirror_left_right=true"])
+    assert loaded.train.mirror_left_right is True
+    with pytest.raises(recipes.RecipeError, match='set train.feed = "device"'):
         recipes.load(path, ["train.mirror_left_right=true"])
     with pytest.raises(recipes.RecipeError, match="CLEVR-format state descriptions"):
         recipes.load(ROOT / "training/recipes/rn_clevr_gpu.toml", ["train.mirror_left_right=true"])
@@ -236,8 +238,8 @@ def test_the_recipe_checks_the_mirror():
 def test_the_trainer_mirrors_state_questions(tmp_path):
     cmd = [sys.executable, "-m", "training.train", "training/recipes/rn_clevr_state.toml", "dataset.train_size=30",
            "dataset.validation_size=4", "dataset.test_size=4", "train.batch_size=32", "train.epochs=1",
-           "train.device_feed=true", "train.mirror_left_right=true", "model.kwargs.g_units=[16, 16]",
-           "model.kwargs.f_units=[16, 16]", "model.kwargs.lstm_units=16", "train.dtype_policy=\"float32\"",
+           "train.feed=\"device\"", "train.mirror_left_right=true", "model.g_units=[16, 16]",
+           "model.f_units=[16, 16]", "model.lstm_units=16", "train.dtype_policy=\"float32\"",
            "--run-dir", str(tmp_path / "run"), "--verbose", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1"))

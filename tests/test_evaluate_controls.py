@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relzoo import artifacts, zoo
+from relzoo import artifacts, hub, presets
 from relzoo.datasets.examples import Examples
 from relzoo.evaluate import evaluate, mismatch_scenes
 
@@ -51,7 +51,7 @@ def test_a_published_model_loses_what_it_reads_from_the_scene():
     """rn_sort_of_clevr_state answers 'what shape is the red object?' from the scene: shown
     another scene, it falls to the level of a guess; its card's numbers stay what evaluate gives."""
     name = "rn_sort_of_clevr_state"
-    card = artifacts.read_card(zoo.artifact_dir(name))
+    card = artifacts.read_card(hub.artifact_dir(name))
     test = next(m["values"] for m in card["metrics"] if m["split"] == "test")
     plain = evaluate(name, split="test")
     assert plain["values"] == test

@@ -5,7 +5,8 @@ import pytest
 
 from relzoo.datasets import sort_of_clevr
 from relzoo.datasets.examples import Examples
-from relzoo.evaluate import accuracy_values, dataset_split
+from relzoo.datasets import load_split
+from relzoo.evaluate import accuracy_values
 
 
 def _toy():
@@ -41,14 +42,21 @@ def test_tf_dataset_and_py_dataset_match_numpy():
     order = [int(np.where(np.all(ex.inputs["question"] == qq, axis=1))[0][0]) for qq in x["question"]]
     assert sorted(order) == list(range(7)) and list(y) == list(ex.answers[order])
     np.testing.assert_allclose(x["image"], want["image"][order], rtol=1e-6)
-    pyd = ex.py_dataset(5, seed=1, shuffle=True)
+    from training.batches import ExampleBatches
+
+    pyd = ExampleBatches(ex, 5, seed=1, shuffle=True)
     assert len(pyd) == 2
     seen = np.concatenate([pyd[i][1] for i in range(len(pyd))])
     assert sorted(seen) == sorted(ex.answers)
+    # each epoch's order is drawn from (seed, epoch): a run resumed at epoch 1 sees epoch 1's batches
+    pyd.on_epoch_end()
+    resumed = ExampleBatches(ex, 5, seed=1, shuffle=True, start_epoch=1)
+    assert [list(resumed[i][1]) for i in range(2)] == [list(pyd[i][1]) for i in range(2)]
 
 
 def test_batches_of_padded_ids_are_cut_after_their_longest_row():
     from relzoo.datasets.examples import trailing_length
+    from training.batches import ExampleBatches
 
     ids = np.zeros((6, 10), np.int32)
     for row, length in enumerate([3, 7, 2, 5, 1, 4]):
@@ -59,7 +67,7 @@ def test_batches_of_padded_ids_are_cut_after_their_longest_row():
     assert trailing_length(np.zeros((2, 10), np.int32)) == 1 and trailing_length(ids, multiple=8) == 8
     for batches, expected in [
         (list(ex.tf_dataset(3, trim=["question"]).as_numpy_iterator()), [7, 5]),
-        ([ex.py_dataset(3, trim=["question"])[i] for i in range(2)], [8, 8]),  # a multiple of 8 (at most 10)
+        ([ExampleBatches(ex, 3, trim=["question"])[i] for i in range(2)], [8, 8]),  # a multiple of 8 (at most 10)
     ]:
         assert [x["question"].shape[1] for x, _ in batches] == expected
         for k, (x, _) in enumerate(batches):
@@ -92,7 +100,7 @@ def test_accuracy_per_group():
 def test_sort_of_clevr_examples_are_the_generators_questions(representation):
     spec = {"name": "sort_of_clevr", "version": sort_of_clevr.VERSION, "seed": 5, "test_size": 3,
             "options": {"representation": representation}}
-    ex = dataset_split(spec, "test")
+    ex = load_split(spec, "test")
     scenes = sort_of_clevr.generate_scenes(3, seed=5, split="test")
     assert len(ex) == 90
     k = 47  # scene 1, question 17 (binary)
@@ -110,4 +118,4 @@ def test_sort_of_clevr_examples_are_the_generators_questions(representation):
     assert names == sort_of_clevr.TYPE_NAMES and types[k] == 1
     assert ex.groups["kind"][1][scenes["kind"][1, 17]].startswith("binary/")
     with pytest.raises(ValueError, match="representation"):
-        dataset_split(dict(spec, options={"representation": "voxels"}), "test")
+        load_split(dict(spec, options={"representation": "voxels"}), "test")

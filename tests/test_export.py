@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import relzoo
 from relzoo import export as rexport
-from relzoo.evaluate import dataset_split
+from relzoo.datasets import load_split
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,12 +83,12 @@ def _serve_without_relzoo(target, inputs, tmp_path):
 
 def test_serves_in_a_process_without_relzoo(exported, tmp_path):
     _, model, _, target = exported
-    inputs = dataset_split(dict(relzoo.zoo.get_entry(NAME).dataset, test_size=7), "test").batch(slice(0, 7))
+    inputs = load_split(dict(relzoo.presets.get(NAME).dataset, test_size=7), "test").batch(slice(0, 7))
     got, stdout = _serve_without_relzoo(target, inputs, tmp_path)
     want = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got["answer_id"], np.argmax(want, -1))
-    vocab = relzoo.zoo.get_entry(NAME).answer_vocab
+    vocab = relzoo.presets.get(NAME).answer_vocab
     assert [a.decode() for a in got["answer"]] == [vocab[i] for i in np.argmax(want, -1)]
     np.testing.assert_allclose(got["answer_probabilities"].sum(-1), 1.0, rtol=1e-5)
     # the REST example body is valid for the signature
@@ -130,12 +130,12 @@ def test_sort_of_clevr_pixel_model_serves_without_relzoo(tmp_path):
     name = "rn_sort_of_clevr"
     model = relzoo.load(name, weights=None)
     target = rexport.export(name, tmp_path / "models", model=model)
-    examples = dataset_split(dict(relzoo.zoo.get_entry(name).dataset, test_size=1), "test")
+    examples = load_split(dict(relzoo.presets.get(name).dataset, test_size=1), "test")
     inputs = examples.batch(np.arange(0, 30, 3))  # 10 questions of all three types about one image
     got, stdout = _serve_without_relzoo(target, inputs, tmp_path)
     want = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-4, atol=1e-4)
-    vocab = relzoo.zoo.get_entry(name).answer_vocab
+    vocab = relzoo.presets.get(name).answer_vocab
     assert [a.decode() for a in got["answer"]] == [vocab[i] for i in np.argmax(want, -1)]
     body = json.loads((target / "assets.extra" / rexport.REST_EXAMPLE_FILE).read_text())
     assert np.shape(body["instances"][0]["image"]) == (75, 75, 3)
@@ -147,7 +147,7 @@ def test_recurrent_rmc_model_serves_without_relzoo(tmp_path):
     name = "rmc_nth_farthest"
     model = relzoo.load(name, weights=None)
     target = rexport.export(name, tmp_path / "models", model=model)
-    inputs = dataset_split(dict(relzoo.zoo.get_entry(name).dataset, test_size=5), "test").batch(slice(0, 5))
+    inputs = load_split(dict(relzoo.presets.get(name).dataset, test_size=5), "test").batch(slice(0, 5))
     got, _ = _serve_without_relzoo(target, inputs, tmp_path)
     want = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(got["answer_logits"], want, rtol=1e-4, atol=1e-5)
@@ -181,14 +181,14 @@ def test_clevr_model_answers_english_questions_without_relzoo(tmp_path):
     import keras
 
     from relzoo.datasets.clevr import dataset, features
-    from relzoo.models.rn_clevr import build_rn_clevr_pixels
+    from relzoo.models.rn import build_rn_clevr_pixels
 
     keras.utils.set_random_seed(0)
     model = build_rn_clevr_pixels(vocab_size=90, conv_filters=8, embedding_dim=8, lstm_units=16, g_units=[16, 16],
                                   f_units=[16], name="rn_clevr")
     target = rexport.export("rn_clevr", tmp_path / "models", model=model)
     extra = target / "assets.extra"
-    assert features.Vocabulary.load(extra / rexport.VOCAB_FILE).tokens == features.Vocabulary.load().tokens
+    assert features.Vocabulary.load(extra / rexport.VOCAB_FILE).tokens == features.Vocabulary.shipped("clevr").tokens
     scenes, questions, records = dataset.generate_split(2, seed=9, split="test", workers=1, progress=False)
     texts = [r["question"] for r in records]
     # punctuation, case, spacing and unknown words go through the same tokenisation
@@ -211,16 +211,16 @@ def test_clevr_model_answers_english_questions_without_relzoo(tmp_path):
     assert "answer_text" in rexport.describe("rn_clevr", target)
 
 
-@pytest.mark.parametrize("name", relzoo.zoo.shipped_models())
+@pytest.mark.parametrize("name", relzoo.hub.shipped_models())
 def test_published_artifact_serves_without_relzoo(name, tmp_path, monkeypatch):
     """Each published artifact, exported as a user would, answers test questions in a relzoo-free
     process exactly as the Keras model does."""
-    monkeypatch.delenv(relzoo.zoo.HOME_ENV, raising=False)
+    monkeypatch.delenv(relzoo.hub.HOME_ENV, raising=False)
     target = rexport.export(name, tmp_path / "models")  # the published weights
     model = relzoo.load(name)
-    spec = relzoo.zoo.get_entry(name).dataset
+    spec = relzoo.presets.get(name).dataset
     # a few test-split examples from a short split (rendering all 1,500 CLEVR test scenes takes minutes)
-    examples = dataset_split({**spec, "test_size": min(spec["test_size"], 48)}, "test")
+    examples = load_split({**spec, "test_size": min(spec["test_size"], 48)}, "test")
     inputs = examples.batch(np.arange(0, min(len(examples), 48), 3))
     got, stdout = _serve_without_relzoo(target, inputs, tmp_path)
     want = model.predict(inputs, verbose=0)

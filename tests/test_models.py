@@ -74,7 +74,7 @@ def clevr_examples():
 def test_clevr_builders_shape_fit_and_save(builder, clevr_examples, tmp_path):
     from relzoo.datasets.clevr.features import Vocabulary
 
-    vocab_size = len(Vocabulary.load())
+    vocab_size = len(Vocabulary.shipped("clevr"))
     if builder == "rn_clevr_pixels":
         model = get_builder(builder)(vocab_size, conv_filters=4, conv_layers=5, g_units=(8, 8), f_units=(8,),
                                      lstm_units=8, embedding_dim=4)
@@ -95,7 +95,7 @@ def test_clevr_builders_shape_fit_and_save(builder, clevr_examples, tmp_path):
 def test_rn_clevr_question_padding_and_object_padding_are_ignored(clevr_examples):
     from relzoo.datasets.clevr.features import Vocabulary
 
-    model = get_builder("rn_clevr_state")(len(Vocabulary.load()), g_units=(8,), f_units=(8,), lstm_units=8,
+    model = get_builder("rn_clevr_state")(len(Vocabulary.shipped("clevr")), g_units=(8,), f_units=(8,), lstm_units=8,
                                           embedding_dim=4, dropout=0.0)
     ex = clevr_examples["state"]
     x = ex.batch(np.arange(4))
@@ -117,9 +117,9 @@ def test_rn_clevr_question_padding_and_object_padding_are_ignored(clevr_examples
 
 def test_padded_id_inputs_are_only_masked_token_ids():
     from relzoo.datasets.clevr.features import Vocabulary
-    from training.train import padded_id_inputs
+    from training.feeds import padded_id_inputs
 
-    vocab = len(Vocabulary.load())
+    vocab = len(Vocabulary.shipped("clevr"))
     for builder in ("rn_clevr_pixels", "rn_clevr_state"):
         kwargs = dict(g_units=(8,), f_units=(8,), lstm_units=8, embedding_dim=4)
         if builder == "rn_clevr_pixels":

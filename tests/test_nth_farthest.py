@@ -57,18 +57,20 @@ def test_determinism_disjoint_splits_and_stream():
 
 def test_training_stream_is_fresh_each_epoch_and_resumable():
     from relzoo.datasets.examples import Stream
-    from relzoo.evaluate import dataset_split
+    from relzoo.datasets import load_split
 
     spec = {"name": "nth_farthest", "version": nf.VERSION, "seed": 2, "train_size": 100, "test_size": 50}
-    train = dataset_split(spec, "train")
+    train = load_split(spec, "train")
     assert isinstance(train, Stream) and len(train) == 100
-    assert len(dataset_split(spec, "test")) == 50
-    ds = train.py_dataset(32)
+    assert len(load_split(spec, "test")) == 50
+    from training.batches import StreamBatches
+
+    ds = StreamBatches(train, 32)
     assert len(ds) == 4 and len(ds[3][1]) == 4  # 100 = 3 x 32 + 4
     epoch0 = [ds[i][0]["sequence"] for i in range(4)]
     ds.on_epoch_end()
     assert not np.array_equal(ds[0][0]["sequence"], epoch0[0])  # fresh examples each epoch
-    resumed = train.py_dataset(32, start_epoch=1)  # a resumed run sees the same epoch-1 batches
+    resumed = StreamBatches(train, 32, start_epoch=1)  # a resumed run sees the same epoch-1 batches
     np.testing.assert_array_equal(resumed[2][0]["sequence"], ds[2][0]["sequence"])
     x, y = resumed[1]
     assert y.dtype == np.int32 and x["sequence"].shape == (32, 8, 40)

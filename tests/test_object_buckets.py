@@ -129,17 +129,17 @@ def test_errors_say_what_is_expected():
         ObjectBuckets(ex, 0)
     with pytest.raises(IndexError):
         ObjectBuckets(ex, 4)[10_000]
-    base = {"name": "x", "seed": 0, "dataset": {}, "model": {"builder": "rn_clevr_state"}}
+    base = {"preset": "rn_clevr_state", "seed": 0}
     with pytest.raises(recipes.RecipeError, match="true or false"):
-        recipes.validate(dict(base, train={"object_buckets": 1}))
-    with pytest.raises(recipes.RecipeError, match="cannot both be set"):
-        recipes.validate(dict(base, train={"object_buckets": True, "scenes_per_batch": 4}))
+        recipes.resolve(dict(base, train={"object_buckets": 1}))
+    with pytest.raises(recipes.RecipeError, match="feed must be one of"):
+        recipes.resolve(dict(base, train={"feed": "buckets"}))
 
 
 # ------------------------------------------------------------------------ the trainer
 TINY = ["dataset.train_size=12", "dataset.validation_size=2", "dataset.test_size=2", "train.batch_size=8",
-        "train.warmup_steps=2", "model.kwargs.g_units=[16, 16]", "model.kwargs.f_units=[16]",
-        "model.kwargs.lstm_units=16", "model.kwargs.embedding_dim=8", "train.object_buckets=true",
+        "train.warmup_steps=2", "model.g_units=[16, 16]", "model.f_units=[16]",
+        "model.lstm_units=16", "model.embedding_dim=8", "train.feed=object_buckets",
         "train.dtype_policy=\"float32\""]
 
 
@@ -152,7 +152,7 @@ def _train(run_dir, recipe, *args):
 
 @pytest.mark.slow
 def test_the_trainer_trains_with_buckets_resumes_and_publishes_the_fixed_size_model(tmp_path):
-    from relzoo import artifacts, zoo
+    from relzoo import artifacts, hub, presets
 
     run = tmp_path / "run"
     first = _train(run, "rn_clevr_state.toml", "train.epochs=1")
@@ -164,12 +164,11 @@ def test_the_trainer_trains_with_buckets_resumes_and_publishes_the_fixed_size_mo
     epochs = json.loads((run / "epochs.json").read_text())
     assert [e["epoch"] for e in epochs] == [1, 2] and all("val_accuracy" in e["logs"] for e in epochs)
     artifacts.verify_artifact(run / "artifact")
-    model = zoo._load_keras_file(run / "artifact" / "model.keras")
+    model = hub.load_keras_file(run / "artifact" / "model.keras")
     assert model.input["objects"].shape == (None, 10, 18)  # the recipe's model, not the training twin
     card = json.loads((run / "artifact" / "card.json").read_text())
-    assert card["training"]["recipe_values"]["train"]["object_buckets"] is True
-    refused = _train(tmp_path / "pixels", "rn_clevr.toml", "train.scenes_per_batch=0", "train.image_shift=0",
-                     "train.image_rotation=0.0")
+    assert card["training"]["recipe_values"]["train"]["feed"] == "object_buckets"
+    refused = _train(tmp_path / "pixels", "rn_clevr.toml", "train.image_shift=0", "train.image_rotation=0.0")
     assert refused.returncode == 2 and "builder takes num_objects" in refused.stderr
     mirrored = _train(tmp_path / "mirrored", "rn_clevr_state.toml", "--strategy", "mirrored")
     assert mirrored.returncode == 2 and "default strategy only" in mirrored.stderr

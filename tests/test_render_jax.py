@@ -177,8 +177,8 @@ def test_missing_jax_is_a_clear_import_error(monkeypatch):
 def test_the_dataset_renders_with_jax_as_with_numpy(tmp_path):
     """`generate_split(renderer="jax")`: the same scenes, questions and (on this CPU, float64) images."""
     from relzoo.datasets.clevr import dataset as D
-    from relzoo.evaluate import dataset_split
-    from training import train
+    from relzoo.datasets import load_split
+    from training import data
 
     want = D.generate_split(5, seed=2, split="validation", representation="pixels", workers=1, progress=False,
                             image_size=32)
@@ -192,11 +192,11 @@ def test_the_dataset_renders_with_jax_as_with_numpy(tmp_path):
     with pytest.raises(ValueError, match="renderer must be one of"):
         D.generate_split(1, representation="pixels", renderer="blender", progress=False)
     with pytest.raises(ValueError, match="takes no renderer"):
-        dataset_split({"name": "nearest_object", "seed": 0, "test_size": 4}, "test", renderer="jax")
+        load_split({"name": "nearest_object", "seed": 0, "test_size": 4}, "test", renderer="jax")
     # the trainer keys its cache by the renderer of the training split only
     spec = {"name": "clevr_world", "seed": 0, "train_size": 3}
-    assert train._data_fingerprint(spec, "train", b"", "jax") != train._data_fingerprint(spec, "train", b"")
-    assert train._data_fingerprint(spec, "train", b"", "numpy") == train._data_fingerprint(spec, "train", b"")
+    assert data.fingerprint(spec, "train", b"", "jax") != data.fingerprint(spec, "train", b"")
+    assert data.fingerprint(spec, "train", b"", "numpy") == data.fingerprint(spec, "train", b"")
 
 
 def test_an_unrendered_split_renders_into_the_same_examples(tmp_path):

@@ -18,7 +18,7 @@ from relzoo.datasets.clevr import dataset, executor
 from relzoo.datasets.clevr import features as F
 from relzoo.datasets.clevr.reader import ClevrFolder
 from relzoo.evaluate import evaluate
-from relzoo.models.rn_clevr import build_rn_clevr_pixels, build_rn_clevr_state
+from relzoo.models.rn import build_rn_clevr_pixels, build_rn_clevr_state
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(vocab_size=90, embedding_dim=8, lstm_units=16, g_units=[16, 16], f_units=[16], dropout=0.0)
@@ -30,14 +30,14 @@ def _tiny_pixels(seed=0):
 
 
 def _card(name):
-    entry = relzoo.zoo.get_entry(name)
+    entry = relzoo.presets.get(name)
     return {"name": name, "description": "a tiny untrained stand-in for tests", "paper": entry.paper,
             "dataset": entry.dataset, "metrics": [], "training": {"note": "untrained"}}
 
 
 def _publish(model, home, name):
     """An artifact of `model` under `home/name/`, as the trainer writes it (vocabulary included)."""
-    entry = relzoo.zoo.get_entry(name)
+    entry = relzoo.presets.get(name)
     return artifacts.write_artifact(model, Path(home) / name, _card(name),
                                     extra_files={"vocabulary": text.shipped_vocabulary_path(entry.question_vocab)})
 
@@ -53,14 +53,14 @@ def clevr_folder(tmp_path_factory):
 
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv(relzoo.zoo.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv(relzoo.hub.HOME_ENV, str(tmp_path / "home"))
     return tmp_path / "home"
 
 
 # ------------------------------------------------------------------ text helpers
 def test_encode_questions_uses_the_shipped_vocabulary_without_an_artifact(home):
     ids = relzoo.encode_questions("rn_clevr", ["How many cubes are there?", "Is there a zorblax?"])
-    vocab = F.Vocabulary.load()
+    vocab = F.Vocabulary.shipped("clevr")
     assert ids.shape == (2, 50) and ids.dtype == np.int32
     np.testing.assert_array_equal(ids[0], vocab.encode("How many cubes are there?"))
     assert vocab.decode(ids[0]) == "how many cubes are there ?"
@@ -107,7 +107,7 @@ def test_the_vocabulary_travels_with_the_artifact_and_is_checked(home):
     assert card["vocabulary"]["file"] == "vocab.json"
     assert (home / "rn_clevr" / "vocab.json").read_bytes() == F.VOCAB_FILE.read_bytes()
     assert card["vocabulary"]["sha256"] == artifacts.sha256_file(F.VOCAB_FILE)
-    assert relzoo.text.vocabulary("rn_clevr").tokens == F.Vocabulary.load().tokens
+    assert relzoo.text.vocabulary("rn_clevr").tokens == F.Vocabulary.shipped("clevr").tokens
     model = relzoo.load("rn_clevr")
     assert sorted(t.name for t in model.inputs) == ["image", "question"]
     # an altered vocabulary would silently change every answer: refused, naming the file
@@ -186,14 +186,14 @@ def test_fine_tune_a_loaded_model_on_real_clevr_features(home, clevr_folder):
 
 # ------------------------------------------------------ the trainer on CLEVR data
 TRAIN_TINY = ["dataset.train_size=6", "dataset.validation_size=2", "dataset.test_size=2", "train.epochs=1",
-              "train.batch_size=16", "train.warmup_steps=2", "model.kwargs.g_units=[16, 16]",
-              "model.kwargs.f_units=[16]", "model.kwargs.lstm_units=16", "model.kwargs.embedding_dim=8"]
+              "train.batch_size=16", "train.warmup_steps=2", "model.g_units=[16, 16]",
+              "model.f_units=[16]", "model.lstm_units=16", "model.embedding_dim=8"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe,extra", [
     ("rn_clevr_state.toml", []),
-    ("rn_clevr.toml", ["model.kwargs.conv_filters=8", "train.dtype_policy=float32"]),
+    ("rn_clevr.toml", ["model.conv_filters=8", "train.dtype_policy=float32"]),
 ])
 def test_clevr_recipes_train_and_ship_the_vocabulary(tmp_path, recipe, extra):
     run = tmp_path / "run"
@@ -211,10 +211,10 @@ def test_clevr_recipes_train_and_ship_the_vocabulary(tmp_path, recipe, extra):
 
 def test_family_accuracy_breaks_the_split_down_by_family_and_object_count():
     from benchmarks.clevr_families import family_accuracy
-    from relzoo import zoo
+    from relzoo import hub, presets
 
-    entry = zoo.get_entry("rn_clevr_state")
-    model = zoo.build("rn_clevr_state")
+    entry = presets.get("rn_clevr_state")
+    model = presets.build("rn_clevr_state")
     rows, by_objects, overall, count = family_accuracy(model, entry.dataset, "validation", num_scenes=3)
     assert count == sum(n for _, n, _ in rows) == sum(n for _, n in by_objects.values()) > 0
     assert [acc for acc, _, _ in rows] == sorted(acc for acc, _, _ in rows)

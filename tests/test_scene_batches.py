@@ -55,7 +55,7 @@ def test_rn_clevr_twin_answers_like_the_model():
     from relzoo.datasets.clevr.features import Vocabulary
 
     keras.utils.set_random_seed(0)
-    model = get_builder("rn_clevr_pixels")(len(Vocabulary.load()), image_size=32, conv_layers=3, conv_filters=4,
+    model = get_builder("rn_clevr_pixels")(len(Vocabulary.shipped("clevr")), image_size=32, conv_layers=3, conv_filters=4,
                                            g_units=(8, 8), f_units=(8,), lstm_units=8, embedding_dim=4)
     twin = scene_grouped_model(model, ["image"])
     rng = np.random.default_rng(1)
@@ -155,13 +155,13 @@ def test_errors_say_what_is_expected():
         SceneBatches(no_scenes, 2)
     with pytest.raises(ValueError, match="positive integer"):
         SceneBatches(_examples(), 0)
-    with pytest.raises(recipes.RecipeError, match="scenes_per_batch must be an integer >= 0"):
-        recipes.load(ROOT / "training/recipes/rn_sort_of_clevr.toml", ["train.scenes_per_batch=-1"])
+    with pytest.raises(recipes.RecipeError, match="scenes_per_batch must be >= 1"):
+        recipes.load(ROOT / "training/recipes/rn_sort_of_clevr.toml", ["train.feed=scenes", "train.scenes_per_batch=-1"])
 
 
 TINY = ["dataset.train_size=12", "dataset.validation_size=2", "dataset.test_size=2", "train.batch_size=16",
-        "train.warmup_steps=2", "model.kwargs.conv_filters=4", "model.kwargs.g_units=[8, 8]",
-        "model.kwargs.f_units=[8]", "train.dtype_policy=\"float32\"", "train.scenes_per_batch=4",
+        "train.warmup_steps=2", "model.conv_filters=4", "model.g_units=[8, 8]",
+        "model.f_units=[8]", "train.dtype_policy=\"float32\"", "train.feed=scenes", "train.scenes_per_batch=4",
         "train.bn_recalibration_batches=2"]
 
 
@@ -189,6 +189,6 @@ def test_the_trainer_trains_scene_grouped_resumes_and_refuses_other_strategies(t
     refused = _train(tmp_path / "other", "--strategy", "mirrored")
     assert refused.returncode == 2 and "default strategy only" in refused.stderr
     tune = subprocess.run([sys.executable, "-m", "training.tune", "training/recipes/rn_sort_of_clevr.toml",
-                           "train.scenes_per_batch=4"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           "train.feed=scenes"], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert tune.returncode == 2 and "train.scenes_per_batch=0" in tune.stderr
+    assert tune.returncode == 2 and "override train.feed=examples" in tune.stderr

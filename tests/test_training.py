@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -36,23 +37,37 @@ def _train(run_dir, *args, env=None, timeout=300):
 
 # ----------------------------------------------------------------------- recipes
 def test_recipe_loads_and_overrides():
-    r = recipes.load(ROOT / RECIPE, ["train.epochs=3", "model.kwargs.g_units=[8, 8]", "train.strategy=mirrored"])
-    assert r["train"]["epochs"] == 3 and r["model"]["kwargs"]["g_units"] == [8, 8]
-    assert r["train"]["strategy"] == "mirrored"
-    assert r["train"]["clipnorm"] == 5.0 and r["train"]["weight_decay"] is None  # defaults filled in
+    r = recipes.load(ROOT / RECIPE, ["train.epochs=3", "model.g_units=[8, 8]", "train.strategy=mirrored"])
+    assert r.train.epochs == 3 and r.model["g_units"] == [8, 8] and r.train.strategy == "mirrored"
+    assert r.train.clipnorm == 5.0 and r.train.weight_decay is None  # defaults filled in
+    preset = relzoo.presets.get("rn_nearest_object")
+    assert r.preset is preset and r.model == {**preset.kwargs, "g_units": [8, 8]} and r.dataset == preset.dataset
+    assert not r.is_preset() and recipes.load(ROOT / RECIPE).is_preset()
+    with pytest.warns(FutureWarning, match="model.kwargs.X is deprecated"):  # 0.1's spelling
+        assert recipes.load(ROOT / RECIPE, ["model.kwargs.g_units=[8]"]).model["g_units"] == [8]
+    with pytest.warns(FutureWarning, match="train.object_buckets = true is deprecated"):
+        r = recipes.load(ROOT / "training/recipes/rn_clevr_state.toml", ["train.object_buckets=true"])
+    assert r.train.feed == "object_buckets"
 
 
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["train.epochs=0"], "positive integer"),
+        (["train.epochs=0"], "train.epochs must be >= 1"),
+        (["train.epochs=2.5"], "train.epochs must be int"),
         (["train.strategy=tpu_pod"], "strategy must be one of"),
         (["train.learnig_rate=1e-3"], "unknown \\[train\\] keys"),
-        (["train.learning_rate=-1"], "positive number"),
+        (["train.learning_rate=-1"], "learning_rate must be > 0"),
         (["noequals"], "dotted.path=value"),
-        (["train.decay_steps=-5"], "decay_steps must be an integer"),
+        (["train.decay_steps=-5"], "decay_steps must be >= 0"),
         (["train.decay_steps=5"], "must exceed train.warmup_steps"),
-        (["train.decay_steps=1000", "train.decay_to=1.5"], "decay_to must be a fraction"),
+        (["train.decay_steps=1000", "train.decay_to=1.5"], "decay_to must be <= 1"),
+        (["train.image_shift=4"], "set train.feed = \"scenes\""),
+        (["train.feed=device", "train.strategy=mirrored"], "default strategy only"),
+        (["model.g_unitz=[8]"], "does not take"),
+        (["dataset.train_sise=8"], "the preset's data set spec has"),
+        (["preset=rn_nowhere"], "Unknown model 'rn_nowhere'"),
+        (["extra=1"], "unknown keys \\['extra'\\]"),
     ],
 )
 def test_recipe_errors(overrides, message):
@@ -63,8 +78,8 @@ def test_recipe_errors(overrides, message):
 def test_warmup_cosine_schedule_values_and_round_trip():
     import keras
 
+    from training.optimizer import make_optimizer
     from training.schedules import WarmupCosine
-    from training.train import make_optimizer
 
     sched = WarmupCosine(1e-3, warmup_steps=10, decay_steps=110, final_fraction=0.1)
     lr = lambda step: float(sched(step))  # noqa: E731
@@ -79,33 +94,39 @@ def test_warmup_cosine_schedule_values_and_round_trip():
         WarmupCosine(1e-3, warmup_steps=10, decay_steps=10)
 
     r = recipes.load(ROOT / RECIPE, ["train.decay_steps=2000", "train.decay_to=0.05"])
-    opt = make_optimizer(r["train"])
-    assert isinstance(opt._learning_rate, WarmupCosine)  # the schedule itself, not its current value
-    assert recipes.load(ROOT / RECIPE, [])["train"]["decay_steps"] == 0  # off unless asked for
+    opt = make_optimizer(r.train)
+    schedule = keras.optimizers.schedules.deserialize(opt.get_config()["learning_rate"])
+    assert isinstance(schedule, WarmupCosine)  # the schedule itself, not its current value
+    assert recipes.load(ROOT / RECIPE, []).train.decay_steps == 0  # off unless asked for
 
 
-def test_every_zoo_recipe_matches_its_entry():
-    """--publish requires it; this keeps registry and recipes from drifting apart."""
-    for name in relzoo.list_models(include_test=True):
-        entry = relzoo.zoo.get_entry(name)
-        if entry.recipe is None:
-            continue
-        r = recipes.load(ROOT / entry.recipe)
-        assert r["name"] == name
-        assert r["model"]["builder"] == entry.builder and r["model"]["kwargs"] == entry.kwargs
-        assert r["dataset"] == entry.dataset
-    # other recipes that publish a zoo model (e.g. GPU variants) must match its entry too
+def test_every_preset_has_its_recipe_and_every_recipe_names_a_preset():
+    """A recipe holds training settings only: the architecture and data come from its preset."""
+    for name in relzoo.list_models():
+        preset = relzoo.presets.get(name)
+        assert preset.recipe == f"training/recipes/{name}.toml", name
+        assert recipes.load(ROOT / preset.recipe).is_preset(), name
     for path in sorted((ROOT / "training" / "recipes").glob("*.toml")):
         r = recipes.load(path)
-        if r["name"] in relzoo.list_models(include_test=True):
-            entry = relzoo.zoo.get_entry(r["name"])
-            assert r["model"]["builder"] == entry.builder and r["model"]["kwargs"] == entry.kwargs, path.name
-            assert r["dataset"] == entry.dataset, path.name
+        assert r.is_preset() or r.name not in relzoo.list_models(include_test=True), path.name
+        assert "builder" not in r.table.get("model", {}) and "kwargs" not in r.table.get("model", {}), path.name
+
+
+def test_publish_refuses_a_recipe_that_is_not_its_preset():
+    from training.publish import check_publishable
+
+    check_publishable(recipes.load(ROOT / RECIPE))
+    with pytest.raises(SystemExit, match="model differ from the preset 'rn_nearest_object'"):
+        check_publishable(recipes.load(ROOT / RECIPE, ["model.g_units=[8]"]))
+    with pytest.raises(SystemExit, match="dataset differ"):
+        check_publishable(recipes.load(ROOT / RECIPE, SMALL))
+    with pytest.raises(SystemExit, match="'rn_clevr_gpu' is none"):
+        check_publishable(recipes.load(ROOT / "training/recipes/rn_clevr_gpu.toml"))
 
 
 def test_bad_recipe_is_a_clear_error(tmp_path):
     out = _train(tmp_path / "run", "train.epochs=-2")
-    assert out.returncode == 2 and "train.epochs must be a positive integer" in out.stderr
+    assert out.returncode == 2 and "train.epochs must be >= 1" in out.stderr
 
 
 # ------------------------------------------------------------------ default + logs
@@ -198,18 +219,18 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
 CHECKPOINT_ORDER = r"""
 import json, sys
 from pathlib import Path
-from training import train
+from training import checkpoints, train
 
 run = Path(sys.argv[1])
-original = train.write_checkpoint
+original = checkpoints.write_checkpoint
 
 def save_and_report(*args):
     original(*args)  # the moment a kill would leave this checkpoint as the last one
-    saved = train.completed_epochs(run / "backup")
+    saved = checkpoints.completed_epochs(run / "backup")
     logged = len(json.loads((run / "epochs.json").read_text()))
     print(f"checkpoint {saved} logged {logged}", flush=True)
 
-train.write_checkpoint = save_and_report
+checkpoints.write_checkpoint = save_and_report
 sys.exit(train.main(sys.argv[2:]))
 """
 
@@ -230,9 +251,8 @@ def test_every_checkpoint_comes_after_its_epoch_is_logged(tmp_path):
 
 def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tmp_path, monkeypatch):
     import keras
-    from training import train
-
-    NaNGuard, GuardedBackup, _, _ = train._keras_callbacks()
+    from training import checkpoints
+    from training.callbacks import NaNGuard
 
     def trained(seed):
         keras.utils.set_random_seed(seed)
@@ -242,7 +262,7 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
         return model
 
     def resume_into(model):
-        callback = GuardedBackup(NaNGuard(), backup_dir=str(backup))
+        callback = checkpoints.EpochCheckpoint(backup, NaNGuard())
         callback.set_model(model)
         callback.on_train_begin()
         return model
@@ -253,8 +273,8 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
 
     backup = tmp_path / "backup"
     first = trained(1)
-    train.write_checkpoint(first, backup, 1)
-    assert train.completed_epochs(backup) == 1
+    checkpoints.write_checkpoint(first, backup, 1)
+    assert checkpoints.completed_epochs(backup) == 1
 
     # killed while the weights are being written: the previous checkpoint is untouched
     def dies_midway(self, filepath, overwrite=True):
@@ -264,11 +284,9 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
     with monkeypatch.context() as m:
         m.setattr(keras.Model, "save_weights", dies_midway)
         with pytest.raises(KeyboardInterrupt):
-            train.write_checkpoint(trained(2), backup, 2)
-    assert train.completed_epochs(backup) == 1
-    resumed = resume_into(trained(3))
-    assert resumed._initial_epoch == 1
-    assert_same_weights(resumed, first)
+            checkpoints.write_checkpoint(trained(2), backup, 2)
+    assert checkpoints.completed_epochs(backup) == 1
+    assert_same_weights(resume_into(trained(3)), first)
 
     # killed after the weights, before Keras's metadata file: the weights carry their own epoch
     second = trained(2)
@@ -282,31 +300,29 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
     with monkeypatch.context() as m:
         m.setattr(os, "replace", dies_before_the_metadata)
         with pytest.raises(KeyboardInterrupt):
-            train.write_checkpoint(second, backup, 2)
+            checkpoints.write_checkpoint(second, backup, 2)
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
-    assert train.completed_epochs(backup) == 2
-    resumed = resume_into(trained(3))
-    assert resumed._initial_epoch == 2
-    assert_same_weights(resumed, second)
+    assert checkpoints.completed_epochs(backup) == 2
+    assert_same_weights(resume_into(trained(3)), second)
 
     # a damaged checkpoint stops the run with a clear error and is left as it was
     weights = backup / "latest.weights.h5"
     weights.write_bytes(weights.read_bytes()[:200])
     damaged = weights.read_bytes()
-    with pytest.raises(train.CheckpointError, match="cannot be loaded into this run.s model.*--restart"):
+    with pytest.raises(checkpoints.CheckpointError, match="cannot be loaded into this run.s model.*--restart"):
         resume_into(trained(3))
     assert weights.read_bytes() == damaged
 
 
 def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):
-    from training import train
+    from training import data
 
     recipe = recipes.load(ROOT / RECIPE, SMALL)
-    first = train.load_data(recipe, cache_dir=tmp_path)
+    first = data.load_data(recipe.dataset, cache_dir=tmp_path)
     assert "cached as" in capsys.readouterr().out
     files = sorted(tmp_path.glob("*.npz"))
     assert [f.name.split("-")[0] for f in files] == ["test", "train", "validation"]
-    again = train.load_data(recipe, cache_dir=tmp_path)
+    again = data.load_data(recipe.dataset, cache_dir=tmp_path)
     assert capsys.readouterr().out.count("from the cache") == 3
     for split in first:
         np.testing.assert_array_equal(first[split].answers, again[split].answers)
@@ -315,12 +331,12 @@ def test_generated_data_is_cached_by_spec_and_code(tmp_path, capsys):
     # a damaged file is generated again, never used
     train_file = [f for f in files if f.name.startswith("train")][0]
     train_file.write_bytes(train_file.read_bytes()[:100])
-    third = train.load_data(recipe, cache_dir=tmp_path)
+    third = data.load_data(recipe.dataset, cache_dir=tmp_path)
     assert "unreadable" in capsys.readouterr().out
     np.testing.assert_array_equal(third["train"].answers, first["train"].answers)
     # another spec is another file
     other = recipes.load(ROOT / RECIPE, SMALL + ["dataset.seed=5"])
-    assert train._data_fingerprint(other["dataset"], "train") != train._data_fingerprint(recipe["dataset"], "train")
+    assert data.fingerprint(other.dataset, "train") != data.fingerprint(recipe.dataset, "train")
 
 
 def test_prepare_data_only_fills_the_cache_that_training_then_uses(tmp_path):
@@ -351,10 +367,10 @@ def test_concurrent_writers_of_one_cache_file_all_succeed(tmp_path, monkeypatch)
     from concurrent.futures import ThreadPoolExecutor
 
     from relzoo.datasets.examples import Examples
-    from relzoo.evaluate import dataset_split
+    from relzoo.datasets import load_split
 
     recipe = recipes.load(ROOT / RECIPE, SMALL)
-    examples = dataset_split(recipe["dataset"], "validation")
+    examples = load_split(recipe.dataset, "validation")
     path = tmp_path / "validation.npz"
     real_savez = np.savez
 
@@ -483,8 +499,7 @@ def test_sort_of_clevr_pixels_in_bfloat16_give_a_float32_artifact_with_per_type_
     """Scenes gathered per batch, a mixed_bfloat16 step, a float32 artifact whose card the evaluation reproduces."""
     run = tmp_path / "run"
     tiny = ["dataset.train_size=6", "dataset.validation_size=2", "dataset.test_size=2", "train.epochs=1",
-            "model.kwargs.conv_filters=4", "model.kwargs.g_units=[8, 8]", "model.kwargs.f_units=[8]",
-            "train.warmup_steps=2"]
+            "model.conv_filters=4", "model.g_units=[8, 8]", "model.f_units=[8]", "train.warmup_steps=2"]
     cmd = [sys.executable, "-m", "training.train", "training/recipes/rn_sort_of_clevr.toml", *tiny,
            "--run-dir", str(run), "--verbose", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300)
@@ -511,16 +526,16 @@ def test_sort_of_clevr_pixels_in_bfloat16_give_a_float32_artifact_with_per_type_
 def test_recalibrated_batch_norm_holds_the_average_batch_statistics():
     import keras
 
-    from training import train
+    from relzoo.datasets import load_split
+    from training import batch_norm
 
     recipe = recipes.load(ROOT / "training/recipes/rn_sort_of_clevr.toml",
-                          ["model.kwargs.conv_filters=4", "model.kwargs.g_units=[8, 8]", "model.kwargs.f_units=[8]",
-                           "dataset.train_size=4"])
-    model = train.build_model(recipe, "float32")
-    examples = train.load_data(recipe)["train"]
+                          ["model.conv_filters=4", "model.g_units=[8, 8]", "model.f_units=[8]", "dataset.train_size=4"])
+    model = recipe.build("float32")
+    examples = load_split(recipe.dataset, "train")
     bn = model.get_layer("conv_1_bn")
     bn.moving_mean.assign(np.full(bn.moving_mean.shape, 50.0, "float32"))  # stale statistics
-    assert train.recalibrate_batch_norm(model, examples, batches=5, batch_size=16, seed=3) == 4
+    assert batch_norm.recalibrate(model, examples, batches=5, batch_size=16, seed=3) == 4
     assert bn.momentum == 0.99  # restored
     # independently: the batch means of conv_1_bn's input, on the same 5 batches, under the same
     # (training-mode) normalisation of the layers before it
@@ -533,40 +548,37 @@ def test_recalibrated_batch_norm_holds_the_average_batch_statistics():
 
 # --------------------------------------------------------------------- warm start
 def _tiny_model(recipe, **kwargs):
-    from training.train import build_model
-
-    r = dict(recipe, model=dict(recipe["model"], kwargs={**recipe["model"]["kwargs"], **kwargs}))
-    return build_model(r)
+    return recipe.build(**kwargs)
 
 
 def test_warm_start_copies_every_weight_and_refuses_what_does_not_match(tmp_path):
-    from training.train import CheckpointError, warm_start
+    from training.errors import CheckpointError
+    from training.run_folder import RunFolder
+    from training.warm_start import warm_start
 
     source_path = tmp_path / "source.keras"
     artifacts.save_model_file(_tiny_model(recipes.load(ROOT / RECIPE)), source_path)
     recipe = recipes.load(ROOT / RECIPE, [f"train.init_from={json.dumps(str(source_path))}"])
-    run = tmp_path / "run"
-    run.mkdir()
+    run = RunFolder(tmp_path / "run").create()
     model = _tiny_model(recipe)
     source = relzoo.load("rn_nearest_object", weights=source_path)
     assert any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), source.get_weights()))
-    record = warm_start(model, recipe, run, done=0)
+    record = warm_start(model, recipe.train.init_from, run, done=0)
     for a, b in zip(model.get_weights(), source.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert record["sha256"] == artifacts.sha256_file(source_path)
-    assert json.loads((run / "init_from.json").read_text())["init_from"] == str(source_path)
+    assert json.loads((run.root / "init_from.json").read_text())["init_from"] == str(source_path)
     # a resumed run keeps the record of what it began from, and refuses another source
-    assert warm_start(model, recipe, run, done=1)["sha256"] == record["sha256"]
-    plain = recipes.load(ROOT / RECIPE)
+    assert warm_start(model, recipe.train.init_from, run, done=1)["sha256"] == record["sha256"]
     with pytest.raises(CheckpointError, match="began from .*source.keras.*--restart"):
-        warm_start(model, plain, run, done=1)
-    # another architecture, a missing file, a weights file altered after its card was written
+        warm_start(model, None, run, done=1)
+    # another architecture, a missing file
     with pytest.raises(CheckpointError, match="architectures differ"):
-        warm_start(_tiny_model(recipe, g_units=[8, 8]), recipe, tmp_path / "run2", done=0)
-    missing = recipes.load(ROOT / RECIPE, ['train.init_from="no_such_dir/x.keras"'])
+        warm_start(_tiny_model(recipe, g_units=[8, 8]), recipe.train.init_from, RunFolder(tmp_path / "run2").create(),
+                   done=0)
     with pytest.raises(CheckpointError, match="neither a zoo model"):
-        warm_start(model, missing, tmp_path, done=0)
-    with pytest.raises(recipes.RecipeError, match="init_from must be"):
+        warm_start(model, "no_such_dir/x.keras", RunFolder(tmp_path), done=0)
+    with pytest.raises(recipes.RecipeError, match="init_from must be str or null"):
         recipes.load(ROOT / RECIPE, ["train.init_from=3"])
 
 
@@ -574,7 +586,7 @@ def test_warm_start_record_lists_the_earlier_sources_flat(tmp_path):
     """A source that was itself warm-started: its chain is recorded as a flat list of what identifies
     each earlier source (not the nested records, recipe included, that grew a card at every restart);
     cards written before the list existed, with the chain nested under source_init_from, are read too."""
-    from training.train import EARLIER_SOURCE_KEYS, _earlier_sources, _init_source
+    from training.warm_start import EARLIER_SOURCE_KEYS, earlier_sources, load_source
 
     big = {"train": {"learning_rate": 5e-4, "epochs": 12}}
     oldest = {"init_from": "rn", "sha256": "a" * 64, "git_commit": "c1", "card_created": "t1", "epochs": 6,
@@ -590,16 +602,16 @@ def test_warm_start_record_lists_the_earlier_sources_flat(tmp_path):
     card.update(weights_file="model.keras", sha256=artifacts.sha256_file(weights), size_bytes=weights.stat().st_size)
     card["training"] = dict(card["training"], epochs=12, init_from=middle)
     (folder / artifacts.CARD_FILE).write_text(json.dumps(card))
-    _, record = _init_source(str(weights))
+    _, record = load_source(str(weights))
     assert record["sha256"] == card["sha256"] and record["epochs"] == 12
     assert "source_init_from" not in record
     assert record["earlier_sources"] == [{k: middle[k] for k in EARLIER_SOURCE_KEYS},
                                          {k: oldest[k] for k in EARLIER_SOURCE_KEYS}]
     assert all(set(e) == set(EARLIER_SOURCE_KEYS) for e in record["earlier_sources"])
     # one restart later, the chain grows by one short entry, not by a level of nesting
-    later = _earlier_sources({k: v for k, v in record.items() if k != "file"})
+    later = earlier_sources({k: v for k, v in record.items() if k != "file"})
     assert [e["sha256"] for e in later] == [card["sha256"], "b" * 64, "a" * 64]
-    assert _earlier_sources(None) == []
+    assert earlier_sources(None) == []
 
 
 @pytest.mark.slow
@@ -630,31 +642,31 @@ def test_warm_started_run_records_its_source_and_the_totals(tmp_path):
 
 @pytest.mark.slow
 def test_recalibration_on_jax_is_jitted_and_equals_the_eager_average():
-    """On JAX, `recalibrate_batch_norm` runs one compiled forward pass for every batch (eagerly, a JAX
+    """On JAX, `batch_norm.recalibrate` runs one compiled forward pass for every batch (eagerly, a JAX
     model compiles its LSTM's scan again on each call); its statistics equal the eager loop's."""
     pytest.importorskip("jax")
     script = textwrap.dedent("""
         import numpy as np, keras
-        from training import train, recipe as recipes
-        recipe = recipes.load("training/recipes/rn_clevr.toml", ["model.kwargs.conv_filters=4",
-            "model.kwargs.g_units=[8, 8]", "model.kwargs.f_units=[8]", "model.kwargs.lstm_units=8",
-            "model.kwargs.image_size=32", "model.kwargs.conv_layers=3"])
+        from training import batch_norm, recipe as recipes
+        recipe = recipes.load("training/recipes/rn_clevr.toml", ["model.conv_filters=4",
+            "model.g_units=[8, 8]", "model.f_units=[8]", "model.lstm_units=8",
+            "model.image_size=32", "model.conv_layers=3"])
         from relzoo.datasets.examples import Examples
         rng = np.random.default_rng(0)
         ex = Examples(inputs={"question": rng.integers(1, 80, (40, 50)).astype("int32")},
                       answers=rng.integers(0, 28, 40), scenes={"image": rng.integers(0, 256, (6, 32, 32, 3),
                       dtype=np.uint8)}, scene_index=rng.integers(0, 6, 40), scale={"image": 1 / 255})
-        model = train.build_model(recipe, "float32")
-        eager = train.build_model(recipe, "float32")
+        model = recipe.build("float32")
+        eager = recipe.build("float32")
         eager.set_weights(model.get_weights())
-        assert train.recalibrate_batch_norm(model, ex, batches=4, batch_size=8, seed=3) == 3
-        layers = train.batch_norm_layers(eager)
+        assert batch_norm.recalibrate(model, ex, batches=4, batch_size=8, seed=3) == 3
+        layers = batch_norm.batch_norm_layers(eager)
         index = np.random.default_rng(3).permutation(len(ex))[:32]
         for i in range(4):  # the eager loop of the other backends
             for layer in layers:
                 layer.momentum = i / (i + 1)
             eager(ex.batch(index[i * 8:(i + 1) * 8]), training=True)
-        for a, b in zip(train.batch_norm_layers(model), layers):
+        for a, b in zip(batch_norm.batch_norm_layers(model), layers):
             assert a.momentum == 0.99
             np.testing.assert_allclose(np.asarray(a.moving_mean), np.asarray(b.moving_mean), rtol=1e-4, atol=1e-6)
             np.testing.assert_allclose(np.asarray(a.moving_variance), np.asarray(b.moving_variance), rtol=1e-4,

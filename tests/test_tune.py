@@ -31,10 +31,10 @@ def test_tune_writes_a_recipe_that_trains(tmp_path, tuner, extra):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tune: best trial" in result.stdout
     best = recipes.load(out_recipe)
-    assert best["tuned"]["tuner"] == tuner and best["tuned"]["trials"] >= 2
-    space = recipes.load(ROOT / RECIPE)["tune"]["space"]
-    assert best["model"]["kwargs"]["g_units"] in space["model.kwargs.g_units"]["values"]
-    lr = best["train"]["learning_rate"]
+    assert best.tune["result"]["tuner"] == tuner and best.tune["result"]["trials"] >= 2
+    space = recipes.load(ROOT / RECIPE).tune["space"]
+    assert best.model["g_units"] in space["model.g_units"]["values"]
+    lr = best.train.learning_rate
     assert space["train.learning_rate"]["min"] <= lr <= space["train.learning_rate"]["max"]
     # TensorBoard logs per trial
     trials = [d for d in (tmp_path / "t" / "logs").iterdir() if d.is_dir()]
@@ -48,13 +48,13 @@ def test_tune_writes_a_recipe_that_trains(tmp_path, tuner, extra):
     again = _run("-m", "training.tune", RECIPE, *SMALL, *overrides, "--tuner", tuner, "--dir", str(tmp_path / "t"),
                  "--out", str(tmp_path / "again.toml"), *flags)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert recipes.load(tmp_path / "again.toml")["tuned"]["trials"] == best["tuned"]["trials"]
+    assert recipes.load(tmp_path / "again.toml").tune["result"]["trials"] == best.tune["result"]["trials"]
 
 
 def test_tune_needs_a_search_space(tmp_path):
     plain = tmp_path / "plain.toml"
-    r = recipes.load(ROOT / RECIPE)
-    r.pop("tune")
-    recipes.dump(r, plain)
+    table = dict(recipes.load(ROOT / RECIPE).table)
+    table.pop("tune")
+    recipes.dump(table, plain)
     result = _run("-m", "training.tune", str(plain), timeout=120)
     assert result.returncode == 2 and "declares no [tune.space]" in result.stderr

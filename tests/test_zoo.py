@@ -11,7 +11,7 @@ import pytest
 
 import keras
 import relzoo
-from relzoo import artifacts, zoo
+from relzoo import artifacts, hub, presets
 
 TINY = "rn_tiny_test"
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ def _tiny_inputs(seed=0):
 
 
 def _fixture_card(name):
-    entry = zoo.get_entry(name)
+    entry = presets.get(name)
     return {
         "name": name,
         "description": entry.description,
@@ -40,7 +40,7 @@ def tiny_home(tmp_path, monkeypatch):
     """A RELZOO_HOME holding a freshly built rn_tiny_test artifact; yields (home, model)."""
     model = relzoo.load(TINY, weights=None)
     artifacts.write_artifact(model, tmp_path / TINY, _fixture_card(TINY))
-    monkeypatch.setenv(zoo.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(hub.HOME_ENV, str(tmp_path))
     return tmp_path, model
 
 
@@ -48,21 +48,28 @@ def test_list_models_and_entries():
     assert TINY not in relzoo.list_models()
     assert TINY in relzoo.list_models(include_test=True)
     for name in relzoo.list_models(include_test=True):
-        entry = zoo.get_entry(name)
+        entry = presets.get(name)
         json.dumps(entry.to_dict())  # entries are data
 
 
-@pytest.mark.parametrize("name", zoo.list_models(include_test=True))
-def test_every_entry_builds_to_its_spec(name):
-    entry = zoo.get_entry(name)
+@pytest.mark.parametrize("name", presets.list_models(include_test=True))
+def test_every_preset_builds_and_its_answers_fit_its_output(name):
+    preset = presets.get(name)
     model = relzoo.load(name, weights=None)
-    assert sorted(t.name for t in model.inputs) == sorted(entry.inputs)
-    for t in model.inputs:  # the entry's shape is what users feed; a None dimension of the model accepts it
-        spec = entry.inputs[t.name]["shape"]
-        assert len(t.shape[1:]) == len(spec) and all(m in (None, e) for m, e in zip(t.shape[1:], spec)), t.name
-    assert [list(o.shape[1:]) for o in model.outputs] == [o["shape"] for o in entry.outputs.values()]
-    if entry.answer_vocab is not None:
-        assert len(entry.answer_vocab) == entry.outputs["answer_logits"]["shape"][-1]
+    specs = preset.specs()
+    assert specs == presets.model_specs(model)  # read off the built model
+    json.dumps(specs)
+    assert sorted(specs["inputs"]) == sorted(t.name for t in model.inputs)
+    if preset.answer_vocab is not None:
+        assert [len(preset.answer_vocab)] == specs["outputs"]["answer_logits"]["shape"]
+
+
+def test_import_relzoo_loads_no_data_generator_and_no_keras():
+    code = ("import sys, relzoo; relzoo.list_models(); relzoo.presets.get('rn_clevr'); "
+            "print(sorted(m for m in sys.modules if m.startswith('relzoo.datasets') or m in ('keras', 'tensorflow')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_unknown_name_lists_known_and_closest():
@@ -173,7 +180,7 @@ def test_lambda_models_are_refused_by_safe_mode(tmp_path, monkeypatch):
     model = keras.Model({"objects": inp, "question": q}, out)
     card = _fixture_card(TINY)
     artifacts.write_artifact(model, tmp_path / TINY, card)
-    monkeypatch.setenv(zoo.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(hub.HOME_ENV, str(tmp_path))
     with pytest.raises(relzoo.ArtifactError, match="safe_mode"):
         relzoo.load(TINY)
 
@@ -220,9 +227,9 @@ def test_artifacts_are_saved_without_optimizer_state(tmp_path):
     assert model.optimizer is not None and model.compiled  # the caller's model is left as it was
 
 
-@pytest.mark.parametrize("name", zoo.shipped_models())
+@pytest.mark.parametrize("name", hub.shipped_models())
 def test_published_artifacts_load_and_match_their_cards(name, monkeypatch):
-    monkeypatch.delenv(zoo.HOME_ENV, raising=False)
+    monkeypatch.delenv(hub.HOME_ENV, raising=False)
     card = artifacts.read_card(ROOT / "saved_models" / name)
     model = relzoo.load(name)
     assert model.count_params() == card["params"]
@@ -231,7 +238,7 @@ def test_published_artifacts_load_and_match_their_cards(name, monkeypatch):
     # the card's test numbers are what the evaluation code measures on this artifact
     from relzoo.evaluate import evaluate_model
 
-    entry = zoo.get_entry(name)
+    entry = presets.get(name)
     recorded = [r for r in card["metrics"] if r["split"] == "test"]
     assert recorded, f"{name}: the card records no test metrics"
     assert recorded[0]["command"] == f"relzoo evaluate {name} --split test"
@@ -242,9 +249,9 @@ def test_published_artifacts_load_and_match_their_cards(name, monkeypatch):
 
 def _relzoo_cli(*args, env_home=None):
     env = dict(os.environ)
-    env.pop(zoo.HOME_ENV, None)
+    env.pop(hub.HOME_ENV, None)
     if env_home is not None:
-        env[zoo.HOME_ENV] = str(env_home)
+        env[hub.HOME_ENV] = str(env_home)
     return subprocess.run([sys.executable, "-m", "relzoo.cli", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -311,7 +318,7 @@ def test_cli_evaluate_record_rewrites_the_card_with_what_it_measures(tmp_path):
 
 
 def test_register_a_user_entry():
-    entry = zoo.get_entry(TINY)
+    entry = presets.get(TINY)
     mine = dataclasses.replace(entry, name="my_rn", test_only=False)
     relzoo.register(mine)
     try:
@@ -319,14 +326,14 @@ def test_register_a_user_entry():
         with pytest.raises(ValueError, match="already registered"):
             relzoo.register(mine)
     finally:
-        zoo.REGISTRY.pop("my_rn")
+        presets.PRESETS.pop("my_rn")
 
 
 def test_cli_stops_quietly_when_its_reader_goes_away():
     # `relzoo card NAME | head`: the reader closes the pipe before the card is written. The
     # command must end without a traceback (it used to print BrokenPipeError's).
     env = dict(os.environ)
-    env.pop(zoo.HOME_ENV, None)
+    env.pop(hub.HOME_ENV, None)
     proc = subprocess.Popen([sys.executable, "-m", "relzoo.cli", "card", "rn_clevr"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # before the child has written anything: its first write meets a closed pipe

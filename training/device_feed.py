@@ -1,11 +1,11 @@
-"""Batches as an accelerator wants them (`train.device_feed`): fixed shapes, raw pixels, jitter on the device.
+"""Batches as an accelerator wants them (`train.feed = "device"`): fixed shapes, raw pixels, jitter on the device.
 
 Under JAX (and XLA generally) every new input shape compiles a new training step, and a GPU
 that trains the CLEVR pixel model at about 10,000 questions a second (benchmarks/RESULTS.md)
 leaves the host little time per batch. The default feed suits a CPU: question batches cut
 after their longest question (a few lengths, a compile each), a partial last batch, images
 gathered and scaled to float32 on the host, and image jitter in numpy. With
-`train.device_feed = true` the trainer instead:
+`train.feed = "device"` the trainer instead:
 
 - feeds batches of exactly `train.batch_size` questions, token ids at full length; an epoch
   is the `floor(N / batch_size)` batches of that epoch's permutation (seeded by
@@ -29,6 +29,8 @@ import keras
 from keras import ops
 
 from training.augment import jitter_sources
+from training.batches import EpochBatches
+from training.errors import RecipeError
 
 
 class CastScale(keras.layers.Layer):
@@ -141,9 +143,9 @@ class MirrorLeftRight(keras.layers.Layer):
 def clevr_mirror(seed=None):
     """`MirrorLeftRight` for the CLEVR-format world's state descriptions and shipped vocabulary."""
     from relzoo.datasets.clevr import camera
-    from relzoo.datasets.clevr.features import Vocabulary
+    from relzoo.vocab import Vocabulary
 
-    tokens = Vocabulary.load().tokens
+    tokens = Vocabulary.shipped("clevr").tokens
     return MirrorLeftRight(camera.DIRECTIONS["right"][:2], tokens.index("left"), tokens.index("right"), seed=seed,
                            name="mirror_left_right")
 
@@ -191,12 +193,12 @@ def device_fed_model(model, examples, max_shift=0, max_rotation=0.0, seed=None, 
     """
     inputs = model.input
     if not isinstance(inputs, dict):
-        raise ValueError(f"train.device_feed needs a model with named (dict) inputs; {model.name} has "
+        raise RecipeError(f"train.feed = \"device\" needs a model with named (dict) inputs; {model.name} has "
                          f"{type(inputs).__name__}.")
     arrays = {**examples.inputs, **examples.scenes}
     missing = sorted(set(inputs) - set(arrays))
     if missing:
-        raise ValueError(f"train.device_feed: the model's inputs {missing} are not in the data ({sorted(arrays)}).")
+        raise RecipeError(f"train.feed = \"device\": the model's inputs {missing} are not in the data ({sorted(arrays)}).")
     new, fed, jittered = {}, {}, []
     for name, spec in inputs.items():
         if name in examples.scale:
@@ -210,17 +212,17 @@ def device_fed_model(model, examples, max_shift=0, max_rotation=0.0, seed=None, 
             new[name] = keras.Input(tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
             fed[name] = new[name]
     if (max_shift or max_rotation) and not jittered:
-        raise ValueError(f"train.image_shift / image_rotation: {model.name} has no scaled image input "
+        raise RecipeError(f"train.image_shift / image_rotation: {model.name} has no scaled image input "
                          f"(inputs {sorted(inputs)}, scaled {sorted(examples.scale)}) to jitter.")
     if mirror is not None:
         if not {"objects", "question"} <= set(inputs):
-            raise ValueError(f"train.mirror mirrors state descriptions: {model.name} needs inputs 'objects' and "
+            raise RecipeError(f"train.mirror_left_right mirrors state descriptions: {model.name} needs inputs 'objects' and "
                              f"'question' (it has {sorted(inputs)}).")
         fed["objects"], fed["question"] = mirror(fed["objects"], fed["question"])
     return keras.Model(new, model(fed), name=f"{model.name}_device_fed")
 
 
-class DeviceBatches(keras.utils.PyDataset):
+class DeviceBatches(EpochBatches):
     """Fixed-shape training batches for `device_fed_model`: `batch_size` examples each, raw arrays.
 
     Item i of epoch e: the examples `order[i * batch_size:(i + 1) * batch_size]` of a
@@ -229,26 +231,26 @@ class DeviceBatches(keras.utils.PyDataset):
     `len(examples) // batch_size` batches an epoch.
     """
 
-    def __init__(self, examples, batch_size, seed=0, start_epoch=0, **kwargs):
-        super().__init__(**kwargs)
+    SALT = 37
+
+    def __init__(self, examples, batch_size, seed=0, start_epoch=0):
+        super().__init__(seed, True, start_epoch)
         if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"DeviceBatches: batch_size must be a positive integer, got {batch_size!r}.")
         if len(examples) < batch_size:
-            raise ValueError(f"train.device_feed: the training split has {len(examples)} examples, fewer than one "
-                             f"batch of {batch_size}; lower train.batch_size.")
+            raise RecipeError(f"train.feed = \"device\": the training split has {len(examples)} examples, fewer than "
+                             f"one batch of {batch_size}; lower train.batch_size.")
         self.examples, self.batch_size = examples, int(batch_size)
-        self.seed, self.epoch = int(seed), int(start_epoch)
-        self._order()
+        self.order_epoch()
 
-    def _order(self):
-        self.order = np.random.default_rng([self.seed, self.epoch, 37]).permutation(len(self.examples))
+    def order_epoch(self):
+        self.order = self.rng().permutation(len(self.examples))
 
     def __len__(self):
         return len(self.examples) // self.batch_size
 
     def __getitem__(self, i):
-        if not 0 <= i < len(self):
-            raise IndexError(f"DeviceBatches: batch {i} of {len(self)}.")
+        self._check_index(i)
         index = np.sort(self.order[i * self.batch_size:(i + 1) * self.batch_size])
         ex = self.examples
         x = {k: v[index] for k, v in ex.inputs.items()}
@@ -256,7 +258,3 @@ class DeviceBatches(keras.utils.PyDataset):
             scene = ex.scene_index[index]
             x.update({k: v[scene] for k, v in ex.scenes.items()})
         return x, ex.answers[index]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order()

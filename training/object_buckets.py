@@ -3,7 +3,7 @@
 A state-description model (e.g. `rn_clevr_state`) takes every scene padded to the same
 number of objects (CLEVR: 10) with a mask, and `PairwiseRelation` pays for all `n * n`
 pairs, padded ones included: a scene of 3 objects costs what a scene of 10 does. With
-`train.object_buckets = true` the trainer groups the training questions by the number of
+`train.feed = "object_buckets"` the trainer groups the training questions by the number of
 objects in their scene, batches each group on its own, and cuts every batch's `objects` and
 `object_mask` after that number. The relation module then computes only real pairs.
 
@@ -26,11 +26,14 @@ the questions per second.
 import numpy as np
 
 from relzoo.datasets.examples import Examples, trailing_length
+from training.batches import EpochBatches
+from training.errors import RecipeError
 
 OBJECTS, MASK = "objects", "object_mask"
+FEED = 'train.feed = "object_buckets"'
 
 
-class ObjectBucketsError(ValueError):
+class ObjectBucketsError(RecipeError):
     """The recipe's model or data cannot be trained with object-count buckets."""
 
 
@@ -41,24 +44,23 @@ def object_counts(examples: Examples, objects=OBJECTS, mask=MASK):
     come first (a cut after the count would then drop real objects)."""
     source = examples.scenes if mask in examples.scenes else examples.inputs
     if mask not in source or objects not in source:
-        raise ObjectBucketsError(f"train.object_buckets needs data with {objects!r} and {mask!r} inputs (state "
-                         f"descriptions); this data has {examples.input_names}.")
+        raise ObjectBucketsError(f"{FEED} needs data with {objects!r} and {mask!r} inputs (state descriptions); "
+                                 f"this data has {examples.input_names}.")
     valid = np.asarray(source[mask]).astype(bool)  # (S or N, n)
     if valid.ndim != 2:
-        raise ObjectBucketsError(f"train.object_buckets: {mask!r} must be (rows, objects), got shape {valid.shape}.")
+        raise ObjectBucketsError(f"{FEED}: {mask!r} must be (rows, objects), got shape {valid.shape}.")
     counts = valid.sum(axis=1)
     packed = np.arange(valid.shape[1])[None, :] < counts[:, None]
     if not np.array_equal(valid, packed):
         bad = int(np.flatnonzero(np.any(valid != packed, axis=1))[0])
-        raise ObjectBucketsError(f"train.object_buckets needs each scene's real objects first and its padding after; "
-                         f"row {bad} of {mask!r} is {valid[bad].astype(int).tolist()}.")
+        raise ObjectBucketsError(f"{FEED} needs each scene's real objects first and its padding after; row {bad} of "
+                                 f"{mask!r} is {valid[bad].astype(int).tolist()}.")
     if source is examples.scenes:
         counts = counts[examples.scene_index]
     return counts.astype(np.int64)
 
 
-def ObjectBuckets(examples: Examples, batch_size, seed=0, shuffle=False, start_epoch=0, trim=(), trim_multiple=8,
-                  objects=OBJECTS, mask=MASK):
+class ObjectBuckets(EpochBatches):
     """Batches of up to `batch_size` questions whose scenes all have the same number of objects.
 
     Item i: `(inputs, answers)`, with `objects` `(B, c, d)` and `object_mask` `(B, c)` cut
@@ -66,70 +68,51 @@ def ObjectBuckets(examples: Examples, batch_size, seed=0, shuffle=False, start_e
     batch's longest question (rounded up to a multiple of `trim_multiple`). With `shuffle`,
     epoch e's batches are drawn from a generator seeded by `(seed, e)`, counting from
     `start_epoch`; without, buckets come in increasing size, each in data order. Every example
-    appears once per epoch. On TensorFlow feed `fit` with `tf_dataset()`. A
-    `keras.utils.PyDataset`, built lazily: importing this module imports no Keras.
+    appears once per epoch. On TensorFlow feed `fit` with `tf_dataset()`.
     """
-    return _object_buckets_class()(examples, batch_size, seed, shuffle, start_epoch, trim, trim_multiple, objects,
-                                   mask)
 
+    SALT = 41
 
-def _object_buckets_class():
-    import keras
+    def __init__(self, examples: Examples, batch_size, seed=0, shuffle=False, start_epoch=0, trim=(), trim_multiple=8,
+                 objects=OBJECTS, mask=MASK):
+        super().__init__(seed, shuffle, start_epoch)
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self.examples, self.batch_size = examples, batch_size
+        self.objects, self.mask = objects, mask
+        self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
+        self.counts = object_counts(examples, objects, mask)
+        self.sizes = np.unique(self.counts)
+        self.order_epoch()
 
-    class _ObjectBuckets(keras.utils.PyDataset):
-        def __init__(self, examples, batch_size, seed=0, shuffle=False, start_epoch=0, trim=(), trim_multiple=8,
-                     objects=OBJECTS, mask=MASK):
-            super().__init__()
-            if not isinstance(batch_size, int) or batch_size <= 0:
-                raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-            self.examples, self.batch_size = examples, batch_size
-            self.objects, self.mask = objects, mask
-            self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
-            self.seed, self.shuffle, self.epoch = int(seed), shuffle, int(start_epoch)
-            self.counts = object_counts(examples, objects, mask)
-            self.sizes = np.unique(self.counts)
-            self._order()
+    def order_epoch(self):
+        rng = self.rng()
+        batches = []
+        for size in self.sizes:
+            index = np.flatnonzero(self.counts == size)
+            if rng is not None:
+                index = rng.permutation(index)
+            batches += [(int(size), index[k:k + self.batch_size]) for k in range(0, len(index), self.batch_size)]
+        self.batches = [batches[k] for k in rng.permutation(len(batches))] if rng is not None else batches
 
-        def _order(self):
-            rng = np.random.default_rng([self.seed, self.epoch, 41]) if self.shuffle else None
-            batches = []
-            for size in self.sizes:
-                index = np.flatnonzero(self.counts == size)
-                if rng is not None:
-                    index = rng.permutation(index)
-                batches += [(int(size), index[k:k + self.batch_size]) for k in range(0, len(index), self.batch_size)]
-            self.batches = [batches[k] for k in rng.permutation(len(batches))] if rng is not None else batches
+    def __len__(self):
+        return len(self.batches)
 
-        def __len__(self):
-            return len(self.batches)
+    def mean_pairs(self):
+        """The average number of object pairs per question the buckets compute (all `n * n` pairs
+        of the padded scenes without them)."""
+        return float(np.mean(self.counts.astype(np.float64) ** 2))
 
-        def mean_pairs(self):
-            """The average number of object pairs per question the buckets compute (all `n * n` pairs
-            of the padded scenes without them)."""
-            return float(np.mean(self.counts.astype(np.float64) ** 2))
+    def __getitem__(self, i):
+        self._check_index(i)
+        size, index = self.batches[i]
+        x = self.examples.batch(index)
+        x[self.objects] = x[self.objects][:, :size]  # (B, size, d)
+        x[self.mask] = x[self.mask][:, :size]  # (B, size)
+        for k in self.trim:
+            x[k] = x[k][:, :trailing_length(x[k], multiple=self.trim_multiple)]
+        return x, self.examples.answers[index]
 
-        def __getitem__(self, i):
-            if not 0 <= i < len(self):
-                raise IndexError(f"ObjectBuckets: batch {i} of {len(self)}.")
-            size, index = self.batches[i]
-            x = self.examples.batch(index)
-            x[self.objects] = x[self.objects][:, :size]  # (B, size, d)
-            x[self.mask] = x[self.mask][:, :size]  # (B, size)
-            for k in self.trim:
-                x[k] = x[k][:, :trailing_length(x[k], multiple=self.trim_multiple)]
-            return x, self.examples.answers[index]
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self._order()
-
-        def tf_dataset(self):
-            """A `tf.data.Dataset` of this epoch's batches, then the next epoch's at the next iteration
-            (`fit` iterates it once per epoch). The batch size, the object count and the trimmed
-            inputs' length are left unknown."""
-            from training.epoch_data import epoch_tf_dataset
-
-            return epoch_tf_dataset(self, {self.objects: (1,), self.mask: (1,), **{k: (1,) for k in self.trim}})
-
-    _ObjectBuckets.__name__ = _ObjectBuckets.__qualname__ = "ObjectBuckets"
-    return _ObjectBuckets
+    def tf_dataset(self):
+        """Batches whose size, object count and trimmed inputs' length vary, as a `tf.data.Dataset`."""
+        return super().tf_dataset({self.objects: (1,), self.mask: (1,), **{k: (1,) for k in self.trim}})

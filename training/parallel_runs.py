@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from training.train import completed_epochs, read_epoch_log  # (no Keras import at module level)
+from training.run_folder import read_epoch_log  # (no Keras import at module level)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +52,12 @@ def train_command(recipe, overrides, epochs, run_dir):
     """The trainer's command line for one candidate (`run_dir` relative: the card records it)."""
     return [sys.executable, "-m", "training.train", recipe, *overrides, f"train.epochs={epochs}",
             "--run-dir", str(run_dir), "--verbose", "2"]
+
+
+def _completed_epochs(backup):
+    from training.checkpoints import completed_epochs
+
+    return completed_epochs(backup)
 
 
 def choose(results, metric):
@@ -84,7 +90,7 @@ def main(argv=None):
     args = parse_args(argv)
     from training import recipe as recipes
 
-    name = recipes.load(args.recipe, [])["name"]
+    name = recipes.load(args.recipe, []).name
     runs = Path(args.runs)
     (ROOT / runs).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -116,7 +122,7 @@ def main(argv=None):
     for k, run_dir in enumerate(dirs):
         log = read_epoch_log(ROOT / run_dir / "epochs.json")
         results.append({"candidate": args.candidate[k], "run_dir": str(run_dir), "exit_code": procs[k].returncode,
-                        "epochs": completed_epochs(ROOT / run_dir / "backup"), "log": log})
+                        "epochs": _completed_epochs(ROOT / run_dir / "backup"), "log": log})
         vals = [round(e["logs"].get(args.metric, float("nan")), 4) for e in log]
         secs = [e["seconds"] for e in log]
         print(f"parallel_runs: candidate {k} ({args.candidate[k]}): {results[-1]['epochs']} epochs checkpointed; "

@@ -2,8 +2,8 @@
 
 A Relation Network's pixel model encodes the image of every question it sees. CLEVR asks
 about 10 questions per scene and Sort-of-CLEVR 30, so a batch of questions drawn at random
-encodes almost every image again for each of its questions. With `train.scenes_per_batch`
-set, the trainer instead takes K scenes per batch, with all their questions, and trains a
+encodes almost every image again for each of its questions. With `train.feed = "scenes"`
+the trainer instead takes K scenes per batch, with all their questions, and trains a
 twin of the model (`scene_grouped_model`) that runs the layers before the `PairwiseRelation`
 on the K scene images and gives each question the objects of its own scene. The twin shares
 every layer, and so every weight, with the model being trained.
@@ -29,6 +29,8 @@ import keras
 
 from relzoo.datasets.examples import Examples, trailing_length
 from training.augment import jitter_images
+from training.batches import EpochBatches
+from training.errors import RecipeError
 
 SLOT = "scene_slot"  # the extra input: each question's row in the batch's scene arrays
 
@@ -47,9 +49,47 @@ def _relation_layer(model):
 
     found = [layer for layer in model.layers if isinstance(layer, PairwiseRelation)]
     if len(found) != 1:
-        raise ValueError(f"train.scenes_per_batch needs a model with one PairwiseRelation layer; {model.name} has "
+        raise RecipeError(f"train.feed = \"scenes\" needs a model with one PairwiseRelation layer; {model.name} has "
                          f"{len(found)}.")
     return found[0]
+
+
+def _scene_and_question_inputs(model, scene_names):
+    """`(scene names, question names)` of `model`'s dict inputs, checked against the data's scene arrays."""
+    inputs = model.input
+    if not isinstance(inputs, dict):
+        raise RecipeError(f"train.feed = \"scenes\" needs a model with named (dict) inputs; {model.name} has "
+                         f"{type(inputs).__name__}.")
+    scene_names = sorted(scene_names)
+    missing = [n for n in scene_names if n not in inputs]
+    if not scene_names or missing:
+        raise RecipeError(f"train.feed = \"scenes\": the data's scene arrays {scene_names} must be inputs of "
+                         f"{model.name} (inputs {sorted(inputs)}).")
+    return scene_names, [n for n in sorted(inputs) if n not in scene_names]
+
+
+def _split(model, relation, scene_names, per_question):
+    """`(scene encoder, question encoder, readout)`: the parts of `model` before its relation's two
+    inputs and after its output, as models over the same layers."""
+    inputs = model.input
+    objects, question = relation.input if isinstance(relation.input, (list, tuple)) else (relation.input, None)
+    if question is None or any(objects is inputs[n] for n in inputs):
+        raise RecipeError(f"train.feed = \"scenes\": {model.name} takes its objects as an input (a state-description "
+                         "model) or calls its relation without a question; there is no image encoder to share.")
+    try:
+        encoder = keras.Model({n: inputs[n] for n in scene_names}, objects, name=f"{model.name}_scene_encoder")
+        if any(question is inputs[n] for n in per_question):
+            name = next(n for n in per_question if question is inputs[n])
+            question_encoder = lambda x: x[name]  # noqa: E731  the question is an input as it is
+        else:
+            question_encoder = keras.Model({n: inputs[n] for n in per_question}, question,
+                                           name=f"{model.name}_question_encoder")
+        readout = keras.Model(relation.output, model.output, name=f"{model.name}_readout")
+    except ValueError as err:
+        raise RecipeError(f"train.feed = \"scenes\": in {model.name} the objects must depend only on the scene "
+                         f"inputs {scene_names}, the question only on {per_question}, and the output only on the "
+                         f"relation ({err}).") from err
+    return encoder, question_encoder, readout
 
 
 def scene_grouped_model(model, scene_names):
@@ -72,57 +112,19 @@ def scene_grouped_model(model, scene_names):
         ValueError: when `model` does not have that structure (a state-description model,
             whose objects are an input, has nothing to share: train it with plain batches).
     """
-    inputs = model.input
-    if not isinstance(inputs, dict):
-        raise ValueError(f"train.scenes_per_batch needs a model with named (dict) inputs; {model.name} has "
-                         f"{type(inputs).__name__}.")
-    scene_names = sorted(scene_names)
-    missing = [n for n in scene_names if n not in inputs]
-    if not scene_names or missing:
-        raise ValueError(f"train.scenes_per_batch: the data's scene arrays {scene_names} must be inputs of "
-                         f"{model.name} (inputs {sorted(inputs)}).")
+    scene_names, per_question = _scene_and_question_inputs(model, scene_names)
     relation = _relation_layer(model)
-    if len(relation._inbound_nodes) != 1:
-        raise ValueError(f"train.scenes_per_batch: {relation.name} is called more than once in {model.name}.")
-    node = relation._inbound_nodes[0]
-    args = node.arguments.args
-    if args and any(args[0] is inputs[n] for n in inputs):
-        raise ValueError(f"train.scenes_per_batch: {model.name} takes its objects as an input (a state-description "
-                         "model); there is no image encoder to share across questions.")
-    if node.arguments.kwargs.get("mask") is not None or len(args) != 2:
-        raise ValueError(f"train.scenes_per_batch supports PairwiseRelation(objects, question) without a mask; "
-                         f"{model.name}'s relation is called differently.")
-    objects, question = args
-    per_question = [n for n in sorted(inputs) if n not in scene_names]
-    try:
-        encoder = keras.Model({n: inputs[n] for n in scene_names}, objects, name=f"{model.name}_scene_encoder")
-        if any(question is inputs[n] for n in per_question):
-            name = next(n for n in per_question if question is inputs[n])
-            question_encoder = lambda x: x[name]  # noqa: E731  the question is an input as it is
-        else:
-            question_encoder = keras.Model({n: inputs[n] for n in per_question}, question,
-                                           name=f"{model.name}_question_encoder")
-    except ValueError as err:
-        raise ValueError(f"train.scenes_per_batch: in {model.name} the objects must depend only on the scene "
-                         f"inputs {scene_names} and the question only on {per_question} ({err}).") from err
+    encoder, question_encoder, readout = _split(model, relation, scene_names, per_question)
 
     def fresh(name):
-        spec = inputs[name]
+        spec = model.input[name]
         return keras.Input(tuple(spec.shape[1:]), dtype=spec.dtype, name=name)
 
     scene_in = {n: fresh(n) for n in scene_names}
     question_in = {n: fresh(n) for n in per_question}
     slot = keras.Input((), dtype="int32", name=SLOT)
-    x = relation(_TakeScenes(name="take_scenes")(encoder(scene_in), slot), question_encoder(question_in))
-    # the readout: the chain of layers from the relation's output to the model's output
-    tensor, seen = relation.output, 0
-    while tensor is not model.output:
-        consumers = [layer for layer in model.layers
-                     if any(len(n.input_tensors) == 1 and n.input_tensors[0] is tensor for n in layer._inbound_nodes)]
-        if len(consumers) != 1 or seen > 100:
-            raise ValueError(f"train.scenes_per_batch: {model.name} must go from its relation to its output through "
-                             "a chain of single-input layers.")
-        x, tensor, seen = consumers[0](x), consumers[0].output, seen + 1
+    objects = _TakeScenes(name="take_scenes")(encoder(scene_in), slot)  # (B, n, d): each question's scene
+    x = readout(relation(objects, question_encoder(question_in)))
     return keras.Model({**scene_in, **question_in, SLOT: slot}, x, name=f"{model.name}_scene_grouped")
 
 
@@ -130,14 +132,14 @@ def scene_groups(examples):
     """`(scene ids (S,), questions (S,) lists of example indices)` of `examples`' scenes
     that have at least one question."""
     if not examples.scenes:
-        raise ValueError("train.scenes_per_batch needs data with scene arrays (Examples.scenes); this data set has "
-                         "none: train it with plain batches (scenes_per_batch = 0).")
+        raise RecipeError("train.feed = \"scenes\" needs data with scene arrays (Examples.scenes); this data set has "
+                         "none: train it with plain batches (train.feed = \"examples\").")
     order = np.argsort(examples.scene_index, kind="stable")
     ids, starts = np.unique(examples.scene_index[order], return_index=True)
     return ids, np.split(order, starts[1:])
 
 
-class SceneBatches(keras.utils.PyDataset):
+class SceneBatches(EpochBatches):
     """Batches of `scenes_per_batch` scenes with all their questions, for `scene_grouped_model`.
 
     Item i: `(inputs, answers)` with the scene arrays `(K, ...)`, the per-question inputs
@@ -153,36 +155,36 @@ class SceneBatches(keras.utils.PyDataset):
     adapter, inferring shapes from the first batches, does not allow.
     """
 
+    SALT = 29
+
     def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0, trim=(),
                  trim_multiple=8, image_shift=0, image_rotation=0.0):
-        super().__init__()
+        super().__init__(seed, shuffle, start_epoch)
         if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
             raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
         self.examples = examples
         self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
         self.scenes_per_batch = scenes_per_batch
         self.image_shift, self.image_rotation = image_shift, float(image_rotation)
-        self.seed, self.shuffle, self.epoch = int(seed), shuffle, int(start_epoch)
         self.scene_ids, self.questions = scene_groups(examples)
-        self._order()
+        self.order_epoch()
 
-    def _order(self):
+    def order_epoch(self):
+        rng = self.rng()
         count = len(self.scene_ids)
-        self.order = (np.random.default_rng([self.seed, self.epoch, 29]).permutation(count) if self.shuffle
-                      else np.arange(count))
+        self.order = np.arange(count) if rng is None else rng.permutation(count)
 
     def __len__(self):
         return -(-len(self.scene_ids) // self.scenes_per_batch)
 
     def __getitem__(self, i):
-        if not 0 <= i < len(self):
-            raise IndexError(f"SceneBatches: batch {i} of {len(self)}.")
+        self._check_index(i)
         groups = self.order[i * self.scenes_per_batch:(i + 1) * self.scenes_per_batch]
         index = np.concatenate([self.questions[g] for g in groups])
         slot = np.repeat(np.arange(len(groups), dtype=np.int32), [len(self.questions[g]) for g in groups])
         ex = self.examples
-        x = {k: ex._finish(k, v[index]) for k, v in ex.inputs.items()}
-        x.update({k: ex._finish(k, v[self.scene_ids[groups]]) for k, v in ex.scenes.items()})
+        x = {k: ex.finish(k, v[index]) for k, v in ex.inputs.items()}
+        x.update({k: ex.finish(k, v[self.scene_ids[groups]]) for k, v in ex.scenes.items()})
         if self.image_shift or self.image_rotation:
             rng = np.random.default_rng([self.seed, self.epoch, i, 31])
             for k in sorted(ex.scenes):
@@ -193,14 +195,6 @@ class SceneBatches(keras.utils.PyDataset):
             x[k] = x[k][:, :trailing_length(x[k], multiple=self.trim_multiple)]
         return x, ex.answers[index]
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order()
-
     def tf_dataset(self):
-        """A `tf.data.Dataset` of this epoch's batches, then the next epoch's at the next iteration
-        (each pass over it is one epoch and reshuffles for the next, as `fit` iterates per epoch).
-        The batch dimension and the trimmed inputs' second dimension are left unknown."""
-        from training.epoch_data import epoch_tf_dataset
-
-        return epoch_tf_dataset(self, {k: (1,) for k in self.trim})
+        """Batches whose size and trimmed inputs' length vary, as a `tf.data.Dataset` (`EpochBatches`)."""
+        return super().tf_dataset({k: (1,) for k in self.trim})

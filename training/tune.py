@@ -10,8 +10,8 @@ is an accuracy, else minimised), `max_epochs`, and `[tune.space]`: dotted recipe
 paths mapped to distributions:
 
     "train.learning_rate" = { type = "float", min = 3e-4, max = 1e-2, sampling = "log" }
-    "model.kwargs.dropout" = { type = "float", min = 0.0, max = 0.3, step = 0.1 }
-    "model.kwargs.g_units" = { type = "choice", values = [[32, 32], [64, 64, 64]] }
+    "model.dropout" = { type = "float", min = 0.0, max = 0.3, step = 0.1 }
+    "model.g_units" = { type = "choice", values = [[32, 32], [64, 64, 64]] }
     "train.batch_size" = { type = "int", min = 32, max = 256, step = 32 }
 
 Each trial writes TensorBoard logs (scalars and HParams) under DIR/logs/<trial>/.
@@ -67,105 +67,120 @@ def sample(hp, path, spec):
     raise ValueError(f"tune.space[{path!r}]: type must be float, int or choice, got {kind!r}.")
 
 
-def apply_values(recipe, space, values):
-    """The recipe with the search-space values set (values: path -> hp value, indices resolved)."""
-    from training.recipe import set_path
-
-    out = copy.deepcopy(recipe)
+def chosen_values(space, values):
+    """`{path: value}` of the search space, with the indices of list-valued choices resolved."""
+    out = {}
     for path, spec in space.items():
         value = values[path]
         if spec["type"] == "choice" and not all(isinstance(v, (int, float, str, bool)) for v in spec["values"]):
             value = spec["values"][value]
-        set_path(out, path, value)
+        out[path] = value
+    return out
+
+
+def _search_space(recipe, source):
+    """The recipe's `[tune]` table and its space, or a `RecipeError` when it cannot be tuned."""
+    from training.errors import RecipeError
+
+    tune = recipe.tune or {}
+    space = tune.get("space") or {}
+    if not space:
+        raise RecipeError(f"{source} declares no [tune.space].")
+    if recipe.train.feed != "examples" or "train.feed" in space:
+        raise RecipeError(f"trials train with plain batches of train.batch_size questions; override "
+                          f"train.feed=examples (train.feed is {recipe.train.feed!r}) and leave it out of [tune.space].")
+    for path in space:
+        recipe.with_values({path: _any_value(space[path])})  # a path the recipe does not have is refused now
+    return tune, space
+
+
+def _any_value(spec):
+    if spec.get("type") == "choice":
+        return spec["values"][0]
+    return spec.get("min")
+
+
+def _hypermodel(recipe, space, data, backend):
+    import keras_tuner as kt
+
+    from training.batches import ExampleBatches
+    from training.optimizer import compiled_model
+
+    def inputs(examples, batch, shuffle):
+        if backend == "tensorflow":
+            return examples.tf_dataset(batch, seed=recipe.seed, shuffle=shuffle)
+        return ExampleBatches(examples, batch, recipe.seed, shuffle)
+
+    class RecipeHyperModel(kt.HyperModel):
+        def build(self, hp):
+            values = {path: sample(hp, path, spec) for path, spec in space.items()}
+            return compiled_model(recipe.with_values(chosen_values(space, values)))
+
+        def fit(self, hp, model, **kwargs):
+            batch = hp.values.get("train.batch_size", recipe.train.batch_size)
+            return model.fit(inputs(data["train"], batch, True), validation_data=inputs(data["validation"],
+                             max(batch, 256), False), **kwargs)
+
+    return RecipeHyperModel()
+
+
+def _write_best(recipe, space, tuner, args, objective, epochs):
+    """Writes the best trial as a recipe; returns its path."""
+    from training import recipe as recipes
+
+    best_hp, best_trial = tuner.get_best_hyperparameters(1)[0], tuner.oracle.get_best_trials(1)[0]
+    chosen = chosen_values(space, {p: best_hp.get(p) for p in space})
+    table = copy.deepcopy(recipe.table)
+    for path, value in chosen.items():
+        recipes.set_path(table, path, value)
+    summary = (f"tuned by training/tune.py from {args.recipe}: {args.tuner}, {len(tuner.oracle.trials)} trials of "
+               f"{epochs} epochs, best trial {best_trial.trial_id} with {objective} {best_trial.score:.4f}")
+    table["notes"] = summary
+    table.setdefault("tune", {})["result"] = {
+        "tuner": args.tuner, "objective": objective, "best_score": float(best_trial.score),
+        "trial_id": best_trial.trial_id, "trials": len(tuner.oracle.trials), "epochs_per_trial": epochs,
+        "from_recipe": str(Path(args.recipe))}
+    out = Path(args.out or ROOT / "training" / "recipes" / f"{recipe.name}_tuned.toml")
+    recipes.dump(table, out, header=f"# {out.stem}: {summary}.\n#\n#   python -m training.train {out.as_posix()}")
+    print(f"tune: best trial {best_trial.trial_id}: {objective} {best_trial.score:.4f} with {json.dumps(chosen)}")
+    print(f"tune: wrote {out}")
     return out
 
 
 def main(argv=None):
     args = parse_args(argv)
     from training import recipe as recipes
+    from training.errors import RecipeError
 
     try:
         recipe = recipes.load(args.recipe, args.overrides)
-    except recipes.RecipeError as err:
+        tune, space = _search_space(recipe, args.recipe)
+    except RecipeError as err:
         print(f"tune: error: {err}", file=sys.stderr)
         return 2
-    tune = recipe.get("tune") or {}
-    space = tune.get("space") or {}
-    if recipe["train"]["scenes_per_batch"] or "train.scenes_per_batch" in space:
-        print("tune: error: trials train with plain batches of train.batch_size questions; override "
-              "train.scenes_per_batch=0 (and leave it out of [tune.space]) to tune this recipe.", file=sys.stderr)
-        return 2
-    if recipe["train"]["object_buckets"] or "train.object_buckets" in space:
-        print("tune: error: trials train with plain batches of train.batch_size questions; override "
-              "train.object_buckets=false (and leave it out of [tune.space]) to tune this recipe.", file=sys.stderr)
-        return 2
-    if recipe["train"]["device_feed"] or "train.device_feed" in space:
-        print("tune: error: trials train with the default feed of train.batch_size questions; override "
-              "train.device_feed=false (and leave it out of [tune.space]) to tune this recipe.", file=sys.stderr)
-        return 2
-    if not space:
-        print(f"tune: error: {args.recipe} declares no [tune.space].", file=sys.stderr)
-        return 2
     objective = tune.get("objective", "val_accuracy")
-    epochs = args.epochs or int(tune.get("max_epochs", recipe["train"]["epochs"]))
+    epochs = args.epochs or int(tune.get("max_epochs", recipe.train.epochs))
 
     import keras
     import keras_tuner as kt
 
-    from training.train import compiled_model, fit_inputs, load_data
+    from training.data import load_data
 
-    keras.utils.set_random_seed(recipe["seed"])
-    data = load_data(recipe)
-    backend = keras.backend.backend()
-
-    class RecipeHyperModel(kt.HyperModel):
-        def build(self, hp):
-            values = {path: sample(hp, path, spec) for path, spec in space.items()}
-            r = copy.deepcopy(recipe)
-            for path, value in values.items():
-                recipes.set_path(r, path, value)
-            r = recipes.validate(r)
-            return compiled_model(r)
-
-        def fit(self, hp, model, **kwargs):
-            batch = hp.values.get("train.batch_size", recipe["train"]["batch_size"])
-            train_data = fit_inputs(data["train"], batch, recipe["seed"], True, backend)
-            val_data = fit_inputs(data["validation"], max(batch, 256), recipe["seed"], False, backend)
-            return model.fit(train_data, validation_data=val_data, **kwargs)
-
-    directory = Path(args.dir or ROOT / "runs" / "tune" / f"{recipe['name']}_{args.tuner}").resolve()
+    keras.utils.set_random_seed(recipe.seed)
+    hypermodel = _hypermodel(recipe, space, load_data(recipe.dataset), keras.backend.backend())
+    directory = Path(args.dir or ROOT / "runs" / "tune" / f"{recipe.name}_{args.tuner}").resolve()
     common = dict(objective=kt.Objective(objective, _direction(objective)), directory=str(directory.parent),
-                  project_name=directory.name, seed=recipe["seed"], overwrite=False)
+                  project_name=directory.name, seed=recipe.seed, overwrite=False)
     if args.tuner == "hyperband":
-        tuner = kt.Hyperband(RecipeHyperModel(), max_epochs=epochs, factor=3, **common)
-        search_kwargs = {}
+        tuner, search_kwargs = kt.Hyperband(hypermodel, max_epochs=epochs, factor=3, **common), {}
     else:
-        tuner = kt.BayesianOptimization(RecipeHyperModel(), max_trials=args.max_trials, **common)
+        tuner = kt.BayesianOptimization(hypermodel, max_trials=args.max_trials, **common)
         search_kwargs = {"epochs": epochs}
-    print(f"tune: {recipe['name']} | {args.tuner} | objective {objective} ({_direction(objective)}) | "
+    print(f"tune: {recipe.name} | {args.tuner} | objective {objective} ({_direction(objective)}) | "
           f"{len(space)} hyperparameters | folder {directory}", flush=True)
-    callbacks = [keras.callbacks.TensorBoard(log_dir=str(directory / "logs"))]
-    tuner.search(callbacks=callbacks, verbose=args.verbose, **search_kwargs)
-
-    best_hp = tuner.get_best_hyperparameters(1)[0]
-    best_trial = tuner.oracle.get_best_trials(1)[0]
-    best = apply_values(recipe, space, {p: best_hp.get(p) for p in space})
-    best["tuned"] = {
-        "tuner": args.tuner,
-        "objective": objective,
-        "best_score": float(best_trial.score),
-        "trial_id": best_trial.trial_id,
-        "trials": len(tuner.oracle.trials),
-        "epochs_per_trial": epochs,
-        "from_recipe": str(Path(args.recipe)),
-    }
-    out = Path(args.out or ROOT / "training" / "recipes" / f"{recipe['name']}_tuned.toml")
-    header = (f"# Written by training/tune.py ({args.tuner}, {len(tuner.oracle.trials)} trials, {objective} "
-              f"{best_trial.score:.4f}).\n# Train it with: python -m training.train {out.as_posix()}")
-    recipes.dump(best, out, header=header)
-    chosen = {p: recipes.get_path(best, p) for p in space}
-    print(f"tune: best trial {best_trial.trial_id}: {objective} {best_trial.score:.4f} with {json.dumps(chosen)}")
-    print(f"tune: wrote {out}")
+    tuner.search(callbacks=[keras.callbacks.TensorBoard(log_dir=str(directory / "logs"))], verbose=args.verbose,
+                 **search_kwargs)
+    _write_best(recipe, space, tuner, args, objective, epochs)
     return 0
 
 

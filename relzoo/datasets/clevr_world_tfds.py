@@ -24,7 +24,7 @@ image_index        int32                                  the scene (its `image_
 
 `question_tokens` use the vocabulary shipped with relzoo, `features.VOCAB_FILE`
 (`relzoo/datasets/clevr/vocab.json`, CLEVR-IEP's `vocab.json` layout; load it with
-`features.Vocabulary.load()`); it covers real CLEVR's words too. Splits are
+`features.Vocabulary.shipped("clevr")`); it covers real CLEVR's words too. Splits are
 `clevr.dataset.generate_split`'s arrays and records (same values), from disjoint seed
 streams; example keys are the questions' `question_index`.
 """
@@ -78,7 +78,7 @@ class ClevrWorld(tfds.core.GeneratorBasedBuilder):
         scenes, questions, records = world.generate_split(
             config.sizes[split], seed=config.seed, split=split, questions_per_scene=config.questions_per_scene,
             representation=("pixels", "state"), workers=config.workers, progress=False)
-        vocab = features.Vocabulary.load()
+        vocab = features.Vocabulary.shipped("clevr")
         for k, record in enumerate(records):
             s = int(questions["scene_index"][k])
             example = features.question_features(record, vocab)

@@ -5,8 +5,8 @@ image; CLEVR: about 10). Copying the scene into every example would multiply the
 memory by that factor (Sort-of-CLEVR's training images, one per question as float32,
 would take 20 GB). `Examples` keeps scene arrays once (`scenes`, e.g. uint8 images) and
 per-example arrays (`inputs`, with `scene_index`), and gathers, casts and scales
-scene arrays batch by batch: in `tf.data` for TensorFlow training, in numpy for JAX,
-evaluation and export.
+scene arrays batch by batch: in `tf.data` for TensorFlow training, in numpy for JAX
+(`training.batches`), evaluation and export.
 
 `groups` labels each example for per-group accuracy (e.g. question type):
 `{"type": (labels (N,), ("non-relational", ...))}`.
@@ -65,17 +65,18 @@ class Examples:
     def input_names(self):
         return sorted(set(self.inputs) | set(self.scenes))
 
-    def _finish(self, name, array):
+    def finish(self, name, array):
+        """A gathered array of input `name`, cast and scaled as the model takes it (see `scale`)."""
         if name in self.scale:
             return array.astype(np.float32) * np.float32(self.scale[name])
         return array
 
     def batch(self, index):
         """Model inputs for the examples `index` (a slice or an integer array), as numpy."""
-        out = {k: self._finish(k, v[index]) for k, v in self.inputs.items()}
+        out = {k: self.finish(k, v[index]) for k, v in self.inputs.items()}
         if self.scenes:
             scene = self.scene_index[index]
-            out.update({k: self._finish(k, v[scene]) for k, v in self.scenes.items()})
+            out.update({k: self.finish(k, v[scene]) for k, v in self.scenes.items()})
         return out
 
     def numpy_batches(self, batch_size):
@@ -179,13 +180,6 @@ class Examples:
 
         return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    def py_dataset(self, batch_size, seed=0, shuffle=False, trim=()):
-        """A `keras.utils.PyDataset` of numpy batches (any backend; reshuffled each epoch).
-
-        `trim` as for `tf_dataset`, with the kept length rounded up to a multiple of 8 (so that a
-        compiled step, e.g. JAX's, meets a few shapes, not one per length)."""
-        return ExampleBatches(self, batch_size, seed=seed, shuffle=shuffle, trim=trim)
-
 
 def trailing_length(ids, multiple=1):
     """Columns of the token ids `(B, T)` up to and including the last one holding a non-zero id,
@@ -193,43 +187,6 @@ def trailing_length(ids, multiple=1):
     used = np.flatnonzero(np.any(np.asarray(ids) != 0, axis=0))
     length = int(used[-1]) + 1 if used.size else 1
     return min(ids.shape[1], -(-length // multiple) * multiple)
-
-
-def _py_dataset_class():
-    import keras
-
-    class _ExampleBatches(keras.utils.PyDataset):
-        def __init__(self, examples, batch_size, seed=0, shuffle=False, trim=()):
-            super().__init__()
-            self.examples = examples
-            self.trim = tuple(trim)
-            self.batch_size = int(batch_size)
-            self.shuffle = shuffle
-            self.rng = np.random.default_rng(seed)
-            self.order = np.arange(len(examples))
-            if shuffle:
-                self.rng.shuffle(self.order)
-
-        def __len__(self):
-            return -(-len(self.examples) // self.batch_size)
-
-        def __getitem__(self, i):
-            index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.examples.batch(index)
-            for k in self.trim:
-                x[k] = x[k][:, :trailing_length(x[k], multiple=8)]
-            return x, self.examples.answers[index]
-
-        def on_epoch_end(self):
-            if self.shuffle:
-                self.rng.shuffle(self.order)
-
-    return _ExampleBatches
-
-
-def ExampleBatches(examples, batch_size, seed=0, shuffle=False, trim=()):
-    """`Examples` as a `keras.utils.PyDataset` (built lazily: importing this module needs no Keras)."""
-    return _py_dataset_class()(examples, batch_size, seed=seed, shuffle=shuffle, trim=trim)
 
 
 @dataclasses.dataclass
@@ -258,34 +215,8 @@ class Stream:
         inputs, answers = self.sample(count, rng)
         return inputs, np.asarray(answers, np.int32)
 
-    def py_dataset(self, batch_size, seed=None, shuffle=True, start_epoch=0):
-        """A `keras.utils.PyDataset` over the stream, starting at epoch `start_epoch`."""
-        return _stream_dataset_class()(self, batch_size, start_epoch)
-
     def tf_dataset(self, *args, **kwargs):
         raise NotImplementedError(
-            "A streamed training split feeds `fit` through py_dataset(); the multi_worker custom loop "
-            "needs a fixed split (set the dataset's train split to a fixed size)."
+            "A streamed training split feeds `fit` through training.batches.StreamBatches; the multi_worker "
+            "custom loop needs a fixed split (set the dataset's train split to a fixed size)."
         )
-
-
-def _stream_dataset_class():
-    import keras
-
-    class _StreamBatches(keras.utils.PyDataset):
-        def __init__(self, stream, batch_size, start_epoch):
-            super().__init__()
-            self.stream = stream
-            self.batch_size = int(batch_size)
-            self.epoch = int(start_epoch)
-
-        def __len__(self):
-            return -(-len(self.stream) // self.batch_size)
-
-        def __getitem__(self, i):
-            return self.stream.batch_at(self.epoch, i, self.batch_size)
-
-        def on_epoch_end(self):
-            self.epoch += 1
-
-    return _StreamBatches

@@ -1,12 +1,11 @@
 """Zoo model builders: plain functions that take hyperparameters and return a `keras.Model`.
 
-`BUILDERS` maps the builder names that zoo entries (and training recipes) refer to
-onto the functions.
+One file per family (`rn.py`, `rmc.py`), shared pieces in `blocks.py`. `BUILDERS` maps the
+builder names that presets refer to onto the functions.
 """
 
 from relzoo.models.rmc import build_lstm_sequence, build_rmc_sequence
-from relzoo.models.rn import build_cnn_mlp, build_rn_pixels, build_rn_state
-from relzoo.models.rn_clevr import build_rn_clevr_pixels, build_rn_clevr_state
+from relzoo.models.rn import build_cnn_mlp, build_rn_clevr_pixels, build_rn_clevr_state, build_rn_pixels, build_rn_state
 
 BUILDERS = {
     "rn_state": build_rn_state,

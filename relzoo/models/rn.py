@@ -1,128 +1,116 @@
-"""Relation Network (Santoro et al. 2017) model builders."""
+"""Relation Network (Santoro et al. 2017) model builders: state descriptions, pixels, the CNN+MLP
+baseline, and the CLEVR models that read the question's tokens with an LSTM.
+
+Every builder returns a functional `keras.Model` with named inputs and one output,
+`answer_logits` `(batch, num_answers)`. Image inputs are float `(batch, s, s, 3)` in [0, 1];
+CLEVR questions are int32 token ids `(batch, T)`, 0 (<NULL>) for padding, of any length T when
+`question_length` is None (the data sets and `relzoo.encode_questions` pad to 50; the trainer
+cuts each batch after its longest question, which changes no answer, since id 0 is masked).
+"""
 
 import keras
 
-from relzoo.layers import PairwiseRelation
+from relzoo.layers import FeatureMapObjects, PairwiseRelation
+from relzoo.models.blocks import answer_head, conv_stack, question_lstm
 
 
-def _readout(x, f_units, dropout, num_answers):
-    """The RN paper's f: dense ReLU layers, dropout after the last one, answer logits.
-
-    f runs in float32 under any policy: it is cheap (once per question, not per pair) and
-    its input, a sum over many pairs, needs float32's precision (see `PairwiseRelation`);
-    the logits are float32 for a stable softmax and loss."""
-    for k, units in enumerate(f_units):
-        x = keras.layers.Dense(units, activation="relu", dtype="float32", name=f"f_{k}")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, dtype="float32", name="f_dropout")(x)
-    return keras.layers.Dense(num_answers, dtype="float32", name="answer_logits")(x)
+def _relation(objects, question, g_units, aggregation, chunk_size=None, mask=None):
+    """`PairwiseRelation` over the objects, conditioned on the question: `(batch, g_units[-1])`."""
+    layer = PairwiseRelation(g_units=g_units, aggregation=aggregation, chunk_size=chunk_size, name="relation")
+    return layer(objects, question, mask=mask)
 
 
-def build_rn_state(
-    num_objects,
-    object_dim,
-    question_dim,
-    num_answers,
-    g_units=(256, 256, 256, 256),
-    f_units=(256, 256),
-    dropout=0.5,
-    aggregation="sum",
-    use_mask=False,
-    chunk_size=None,
-    name="rn_state",
-):
+def _image_objects(image, conv_layers, conv_filters, conv_norm):
+    """The conv stack's last map as objects, one per cell tagged with its coordinates `(batch, cells, d + 2)`."""
+    return FeatureMapObjects(name="objects")(conv_stack(image, conv_layers, conv_filters, norm=conv_norm))
+
+
+def _token_question(question_length, vocab_size, embedding_dim, lstm_units):
+    question = keras.Input((question_length,), dtype="int32", name="question")
+    return question, question_lstm(question, vocab_size, embedding_dim, lstm_units)
+
+
+def build_rn_state(num_objects, object_dim, question_dim, num_answers, g_units=(256, 256, 256, 256),
+                   f_units=(256, 256), dropout=0.5, aggregation="sum", use_mask=False, chunk_size=None,
+                   name="rn_state"):
     """An RN over a set of object vectors (state descriptions), conditioned on a question vector.
 
-    Inputs: `objects` `(batch, num_objects, object_dim)`, `question`
-    `(batch, question_dim)` and, with `use_mask=True`, `mask` `(batch, num_objects)`
-    (bool, False for padding). Output: `answer_logits` `(batch, num_answers)`.
+    Inputs: `objects` `(batch, num_objects, object_dim)`, `question` `(batch, question_dim)` and,
+    with `use_mask=True`, `object_mask` `(batch, num_objects)` (bool, False for padding).
     """
-    objects = keras.Input((num_objects, object_dim), name="objects")
-    question = keras.Input((question_dim,), name="question")
-    inputs = {"objects": objects, "question": question}
-    mask = None
+    inputs = {"objects": keras.Input((num_objects, object_dim), name="objects"),
+              "question": keras.Input((question_dim,), name="question")}
     if use_mask:
-        mask = keras.Input((num_objects,), dtype="bool", name="mask")
-        inputs["mask"] = mask
-    relation = PairwiseRelation(g_units=g_units, aggregation=aggregation, chunk_size=chunk_size, name="relation")(
-        objects, question, mask=mask
-    )
-    logits = _readout(relation, f_units, dropout, num_answers)
-    return keras.Model(inputs, logits, name=name)
+        inputs["object_mask"] = keras.Input((num_objects,), dtype="bool", name="object_mask")
+    relation = _relation(inputs["objects"], inputs["question"], g_units, aggregation, chunk_size,
+                         inputs.get("object_mask"))
+    return keras.Model(inputs, answer_head(relation, f_units, dropout, num_answers), name=name)
 
 
-CONV_NORMS = ("batch", "none")
+def build_rn_pixels(image_size=75, question_dim=18, num_answers=10, conv_layers=4, conv_filters=24,
+                    g_units=(256, 256, 256, 256), f_units=(256, 256), dropout=0.5, aggregation="sum",
+                    chunk_size=None, conv_norm="batch", name="rn_pixels"):
+    """The RN of the paper's Sort-of-CLEVR pixel model.
 
-
-def _conv_stack(x, conv_layers, filters, prefix="conv", norm="batch"):
-    """The RN paper's image encoder: conv 3x3 stride 2 (same padding), batch norm, ReLU.
-
-    `norm="none"` leaves out the batch norm.
-    """
-    if norm not in CONV_NORMS:
-        raise ValueError(f"conv_norm must be one of {CONV_NORMS}, got {norm!r}.")
-    for k in range(conv_layers):
-        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", name=f"{prefix}_{k}")(x)
-        if norm == "batch":
-            x = keras.layers.BatchNormalization(name=f"{prefix}_{k}_bn")(x)
-        x = keras.layers.ReLU(name=f"{prefix}_{k}_relu")(x)
-    return x
-
-
-def build_rn_pixels(
-    image_size=75,
-    question_dim=18,
-    num_answers=10,
-    conv_layers=4,
-    conv_filters=24,
-    g_units=(256, 256, 256, 256),
-    f_units=(256, 256),
-    dropout=0.5,
-    aggregation="sum",
-    chunk_size=None,
-    conv_norm="batch",
-    name="rn_pixels",
-):
-    """The RN of the paper's Sort-of-CLEVR / CLEVR pixel models.
-
-    `image` `(batch, s, s, 3)` float in [0, 1] -> conv stack -> `FeatureMapObjects`
-    (one object per cell of the last map, tagged with its coordinates) ->
-    `PairwiseRelation` conditioned on `question` `(batch, question_dim)` -> f ->
-    `answer_logits` `(batch, num_answers)`. With 75x75 images and 4 stride-2
+    `image` `(batch, s, s, 3)` -> conv stack -> `FeatureMapObjects` -> `PairwiseRelation`
+    conditioned on `question` `(batch, question_dim)` -> f. With 75x75 images and 4 stride-2
     convs the last map is 5x5: 25 objects, 625 pairs.
     """
-    from relzoo.layers import FeatureMapObjects
-
     image = keras.Input((image_size, image_size, 3), name="image")
     question = keras.Input((question_dim,), name="question")
-    x = _conv_stack(image, conv_layers, conv_filters, norm=conv_norm)
-    objects = FeatureMapObjects(name="objects")(x)
-    relation = PairwiseRelation(g_units=g_units, aggregation=aggregation, chunk_size=chunk_size, name="relation")(
-        objects, question
-    )
-    logits = _readout(relation, f_units, dropout, num_answers)
-    return keras.Model({"image": image, "question": question}, logits, name=name)
+    objects = _image_objects(image, conv_layers, conv_filters, conv_norm)
+    relation = _relation(objects, question, g_units, aggregation, chunk_size)
+    return keras.Model({"image": image, "question": question},
+                       answer_head(relation, f_units, dropout, num_answers), name=name)
 
 
-def build_cnn_mlp(
-    image_size=75,
-    question_dim=18,
-    num_answers=10,
-    conv_layers=4,
-    conv_filters=24,
-    f_units=(256, 256),
-    dropout=0.5,
-    conv_norm="batch",
-    name="cnn_mlp",
-):
+def build_cnn_mlp(image_size=75, question_dim=18, num_answers=10, conv_layers=4, conv_filters=24,
+                  f_units=(256, 256), dropout=0.5, conv_norm="batch", name="cnn_mlp"):
     """The paper's CNN+MLP baseline: the same conv stack, flattened, joined with the question, an MLP.
 
     No relation module: the same budget as `build_rn_pixels` shows what pairs add.
     """
     image = keras.Input((image_size, image_size, 3), name="image")
     question = keras.Input((question_dim,), name="question")
-    x = _conv_stack(image, conv_layers, conv_filters, norm=conv_norm)
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Flatten(name="flatten")(conv_stack(image, conv_layers, conv_filters, norm=conv_norm))
     x = keras.layers.Concatenate(name="join_question")([x, question])
-    logits = _readout(x, f_units, dropout, num_answers)
-    return keras.Model({"image": image, "question": question}, logits, name=name)
+    return keras.Model({"image": image, "question": question}, answer_head(x, f_units, dropout, num_answers),
+                       name=name)
+
+
+def build_rn_clevr_pixels(vocab_size, image_size=128, question_length=None, num_answers=28, embedding_dim=32,
+                          lstm_units=128, conv_layers=4, conv_filters=24, g_units=(256, 256, 256, 256),
+                          f_units=(256, 256), dropout=0.5, aggregation="sum", chunk_size=None, conv_norm="batch",
+                          name="rn_clevr"):
+    """The RN paper's CLEVR pixel model.
+
+    `image` `(batch, s, s, 3)` -> `conv_layers` convs -> `FeatureMapObjects` -> `PairwiseRelation`
+    conditioned on the question LSTM's state -> f. With 128x128 images, 4 convs give an 8x8 map
+    (64 objects, 4,096 pairs); 5 give 4x4 (16 objects, 256 pairs), a 16x cheaper relation module.
+    """
+    image = keras.Input((image_size, image_size, 3), name="image")
+    question, q = _token_question(question_length, vocab_size, embedding_dim, lstm_units)
+    objects = _image_objects(image, conv_layers, conv_filters, conv_norm)
+    relation = _relation(objects, q, g_units, aggregation, chunk_size)
+    return keras.Model({"image": image, "question": question},
+                       answer_head(relation, f_units, dropout, num_answers), name=name)
+
+
+def build_rn_clevr_state(vocab_size, num_objects=10, object_dim=18, question_length=None, num_answers=28,
+                         embedding_dim=32, lstm_units=256, g_units=(512, 512, 512, 512), f_units=(512, 1024),
+                         dropout=0.5, aggregation="sum", name="rn_clevr_state"):
+    """The RN paper's CLEVR state-description model.
+
+    `objects` `(batch, num_objects, object_dim)` with `object_mask` `(batch, num_objects)` (False
+    for padding; pairs with a padded object are left out; `num_objects=None` takes any number,
+    with the same weights) -> `PairwiseRelation` conditioned on the question LSTM's state -> f.
+    """
+    objects = keras.Input((num_objects, object_dim), name="objects")
+    mask = keras.Input((num_objects,), dtype="bool", name="object_mask")
+    question, q = _token_question(question_length, vocab_size, embedding_dim, lstm_units)
+    relation = _relation(objects, q, g_units, aggregation, mask=mask)
+    return keras.Model({"objects": objects, "object_mask": mask, "question": question},
+                       answer_head(relation, f_units, dropout, num_answers), name=name)
+
+
+__all__ = ["build_cnn_mlp", "build_rn_clevr_pixels", "build_rn_clevr_state", "build_rn_pixels", "build_rn_state"]

@@ -58,7 +58,7 @@ _VOCABULARY = None
 def _vocabulary():
     global _VOCABULARY
     if _VOCABULARY is None:
-        _VOCABULARY = features.Vocabulary.load()
+        _VOCABULARY = features.Vocabulary.shipped("clevr")
     return _VOCABULARY
 
 

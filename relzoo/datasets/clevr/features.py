@@ -24,13 +24,12 @@ constants in `scenes`: `STATE_DIM` = 18 values. `STATE_FEATURES` names them.
 """
 
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 
 from relzoo.datasets.clevr.executor import ANSWERS, answer_to_index, validate_program
 from relzoo.datasets.clevr.scenes import COLORS, MATERIALS, SHAPES, SIZES
+from relzoo.vocab import END, NULL, QUESTION_LENGTH, SPECIAL_TOKENS, START, UNK, Vocabulary, shipped_path, tokenize
 
 IMAGE_SIZE = 128
 MAX_OBJECTS = 10
@@ -38,12 +37,10 @@ COORD_SCALE = 3.0
 STATE_FEATURES = (("x", "y", "z") + tuple(f"color_{c}" for c in COLORS) + tuple(f"shape_{s}" for s in SHAPES)
                   + tuple(f"material_{m}" for m in MATERIALS) + tuple(f"size_{s}" for s in SIZES))
 STATE_DIM = len(STATE_FEATURES)
-MAX_QUESTION_LENGTH = 50  # tokens, <START> and <END> included; CLEVR's longest question has 43 words
+MAX_QUESTION_LENGTH = QUESTION_LENGTH  # tokens, <START> and <END> included; CLEVR's longest question has 43 words
 
 CATEGORIES = ("exist", "count", "compare_integer", "query_attribute", "compare_attribute")
-NULL, START, END, UNK = "<NULL>", "<START>", "<END>", "<UNK>"
-SPECIAL_TOKENS = (NULL, START, END, UNK)
-VOCAB_FILE = Path(__file__).with_name("vocab.json")
+VOCAB_FILE = shipped_path("clevr")  # relzoo/vocabularies/clevr.json: the question vocabulary and the 28 answers
 
 _ONE_HOT = (("color", COLORS), ("shape", SHAPES), ("material", MATERIALS), ("size", SIZES))
 
@@ -104,88 +101,6 @@ def _last_function(program):
     step = steps[-1]
     name = step.get("function", step.get("type"))
     return name.partition("[")[0]
-
-
-_TOKEN_RE = re.compile(r"[a-z0-9]+|[?;,.!]")
-
-
-def tokenize(text):
-    """Lower-cased words and punctuation (`? ; , . !`) of a question, e.g.
-    "Is there a big cube?" -> ["is", "there", "a", "big", "cube", "?"]."""
-    if not isinstance(text, str):
-        raise TypeError(f"tokenize: expected a question string, got {type(text).__name__}")
-    return _TOKEN_RE.findall(text.lower())
-
-
-class Vocabulary:
-    """Question tokens <-> ids. Ids 0..3 are <NULL> (padding), <START>, <END>, <UNK>.
-
-    Saved as JSON in the layout of the CLEVR-IEP code's `vocab.json`
-    (`question_token_to_idx`, `answer_token_to_idx`), so vocabularies interoperate.
-    """
-
-    def __init__(self, tokens):
-        tokens = list(tokens)
-        if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"Vocabulary: the first tokens must be {SPECIAL_TOKENS}, got {tokens[:4]}")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("Vocabulary: duplicate tokens")
-        self.tokens = tuple(tokens)
-        self.index = {t: i for i, t in enumerate(self.tokens)}
-
-    def __len__(self):
-        return len(self.tokens)
-
-    @classmethod
-    def build(cls, texts, extra_words=()):
-        """A vocabulary of every token in `texts` and `extra_words`, sorted after the special tokens."""
-        words = set(extra_words)
-        for text in texts:
-            words.update(tokenize(text))
-        return cls(SPECIAL_TOKENS + tuple(sorted(words - set(SPECIAL_TOKENS))))
-
-    @classmethod
-    def load(cls, path=None):
-        """The vocabulary in a `vocab.json` file; the one shipped with relzoo by default."""
-        path = Path(path) if path is not None else VOCAB_FILE
-        try:
-            data = json.loads(path.read_text())
-            table = data["question_token_to_idx"]
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Vocabulary: no vocabulary file at {path}") from None
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"Vocabulary: {path} is not a vocab.json with 'question_token_to_idx' ({e})") from None
-        tokens = sorted(table, key=table.get)
-        if [table[t] for t in tokens] != list(range(len(tokens))):
-            raise ValueError(f"Vocabulary: the ids in {path} are not 0..{len(tokens) - 1}")
-        return cls(tokens)
-
-    def save(self, path):
-        data = {"question_token_to_idx": {t: i for i, t in enumerate(self.tokens)},
-                "answer_token_to_idx": {a: i for i, a in enumerate(ANSWERS)}}
-        Path(path).write_text(json.dumps(data, indent=1) + "\n")
-
-    def encode(self, text, length=MAX_QUESTION_LENGTH):
-        """int32 `(length,)`: <START>, the token ids (<UNK> for unknown words), <END>, <NULL> padding.
-        `ValueError` when the question needs more than `length` tokens."""
-        words = tokenize(text)
-        if len(words) + 2 > length:
-            raise ValueError(f"Vocabulary.encode: the question has {len(words)} tokens; with <START> and <END> "
-                             f"at most {length - 2} fit (pass a larger length): {text!r}")
-        unk = self.index[UNK]
-        ids = [self.index[START]] + [self.index.get(w, unk) for w in words] + [self.index[END]]
-        out = np.zeros((length,), np.int32)
-        out[:len(ids)] = ids
-        return out
-
-    def decode(self, ids):
-        """The words of an encoded question (special tokens dropped), joined by spaces."""
-        return " ".join(self.tokens[int(i)] for i in np.asarray(ids).reshape(-1)
-                        if int(i) >= len(SPECIAL_TOKENS))
-
-    def unknown(self, text):
-        """The words of `text` this vocabulary does not have."""
-        return [w for w in tokenize(text) if w not in self.index]
 
 
 def resize_image(image, size=IMAGE_SIZE):
@@ -294,12 +209,16 @@ def to_examples(scenes, questions, representation="pixels"):
 __all__ = [
     "CATEGORIES",
     "COORD_SCALE",
+    "END",
     "IMAGE_SIZE",
     "MAX_OBJECTS",
     "MAX_QUESTION_LENGTH",
+    "NULL",
     "SPECIAL_TOKENS",
+    "START",
     "STATE_DIM",
     "STATE_FEATURES",
+    "UNK",
     "VOCAB_FILE",
     "Vocabulary",
     "category_of",

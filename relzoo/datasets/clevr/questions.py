@@ -458,7 +458,7 @@ def build_vocabulary(num_scenes=500, seed=12345):
     words.update(_THING + _THINGS)
     scenes = generate_scenes(num_scenes, seed=seed, split="train")
     texts = [q["question"] for q in generate_questions(scenes, 10, np.random.default_rng(seed))]
-    return Vocabulary.build(texts, extra_words=words)
+    return Vocabulary.build(texts, extra_words=words, answers=executor.ANSWERS)
 
 
 if __name__ == "__main__":

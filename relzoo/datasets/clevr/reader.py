@@ -208,7 +208,7 @@ class ClevrFolder:
         if vocabulary is not None:
             return vocabulary
         if self._vocabulary is None:
-            self._vocabulary = F.Vocabulary.load()
+            self._vocabulary = F.Vocabulary.shipped("clevr")
         return self._vocabulary
 
     def _question_features(self, split, question, position, vocabulary):

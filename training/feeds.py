@@ -1,0 +1,185 @@
+"""How training batches are made: `train.feed` picks one of four feeds behind one interface.
+
+    examples        batches of `batch_size` questions drawn at random (tf.data on TensorFlow, numpy
+                    `ExampleBatches` elsewhere; a `Stream` of fresh examples as `StreamBatches`)
+    scenes          `scenes_per_batch` scenes with all their questions, the image encoder run once
+                    per scene (scene_batches.py), with optional image jitter
+    object_buckets  questions about scenes with one number of objects, cut to it, so that the
+                    relation module computes no padded pair (object_buckets.py)
+    device          fixed-shape batches with raw pixels, scaled and jittered inside the compiled
+                    step: one compile under JAX (device_feed.py)
+
+A feed tells the trainer which builder arguments the trained model needs (`model_kwargs`), which
+model `fit` trains (`fit_model`: the model itself or a twin that shares all its layers), what
+`fit` consumes (`batches`) and the validation data (`validation`). With a twin, validation runs on
+the model itself.
+"""
+
+import inspect
+
+from relzoo.datasets.examples import Stream
+from training.batches import ExampleBatches, StreamBatches
+
+
+def padded_id_inputs(model):
+    """The inputs whose batches may be cut after their longest row: int token ids of any length
+    `(batch, None)` that only Embedding layers masking id 0 read (and the mask `!= 0` itself), so
+    that the trailing padding changes no output; an LSTM over them then runs fewer steps. Read off
+    the model's functional config, which lists every call of every layer."""
+    inputs = model.input if isinstance(model.input, dict) else {}
+    config = model.get_config()
+    layer_of = {key: value[0] for key, value in config.get("input_layers", {}).items()} \
+        if isinstance(config.get("input_layers"), dict) else {}
+    candidates = {layer_of.get(name, name): name for name, t in inputs.items()
+                  if len(t.shape) == 2 and t.shape[1] is None and "int" in str(t.dtype)}
+    readers = {layer: [] for layer in candidates}
+    for layer in config.get("layers", []):
+        for node in layer.get("inbound_nodes", []):
+            args = node.get("args", []) if isinstance(node, dict) else []
+            for source in _histories(node):
+                if source in readers:
+                    readers[source].append((layer, args))
+    return sorted(candidates[layer] for layer, found in readers.items() if found and all(map(_masks_zero, found)))
+
+
+def _histories(node):
+    """The names of the layers whose outputs a node of a functional config reads."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "__keras_tensor__":
+            return [node["config"]["keras_history"][0]]
+        return [name for value in node.values() for name in _histories(value)]
+    if isinstance(node, (list, tuple)):
+        return [name for value in node for name in _histories(value)]
+    return []
+
+
+def _masks_zero(reader):
+    layer, args = reader
+    if layer["class_name"] == "Embedding":
+        return bool(layer["config"].get("mask_zero"))
+    return layer["class_name"] == "NotEqual" and len(args) == 2 and args[1] == 0  # Embedding's mask, `ids != 0`
+
+
+class Feed:
+    """The `examples` feed, and the interface of every feed."""
+
+    model_kwargs = {}
+    twin = False
+
+    def __init__(self, recipe, data, backend):
+        self.recipe, self.train, self.data, self.backend = recipe, recipe.train, data, backend
+
+    def check(self):
+        """Raises `ValueError` when the recipe's model or data cannot be fed this way."""
+
+    def fit_model(self, model):
+        return model
+
+    def batches(self, model, start_epoch):
+        """`(what fit trains on, a line that describes it or None)`, from epoch `start_epoch` on."""
+        train, examples = self.train, self.data["train"]
+        if isinstance(examples, Stream):
+            return StreamBatches(examples, train.batch_size, start_epoch=start_epoch), None
+        if self.backend == "tensorflow":
+            return examples.tf_dataset(train.batch_size, seed=self.recipe.seed, shuffle=True,
+                                       trim=padded_id_inputs(model)), None
+        trim = padded_id_inputs(model)
+        return ExampleBatches(examples, train.batch_size, self.recipe.seed, True, start_epoch, trim), None
+
+    def validation(self, model):
+        """The validation split as `fit` and `evaluate` take it (batches of at least 256)."""
+        batch, examples, trim = max(self.train.batch_size, 256), self.data["validation"], padded_id_inputs(model)
+        if self.backend == "tensorflow":
+            return examples.tf_dataset(batch, seed=self.recipe.seed, trim=trim)
+        return ExampleBatches(examples, batch, self.recipe.seed, trim=trim)
+
+
+class SceneFeed(Feed):
+    twin = True
+
+    def fit_model(self, model):
+        from training.scene_batches import scene_grouped_model
+
+        return scene_grouped_model(model, self.data["train"].scenes)
+
+    def batches(self, model, start_epoch):
+        from training.scene_batches import SceneBatches
+
+        t = self.train
+        batches = SceneBatches(self.data["train"], t.scenes_per_batch, seed=self.recipe.seed, shuffle=True,
+                               start_epoch=start_epoch, trim=padded_id_inputs(model),
+                               trim_multiple=1 if self.backend == "tensorflow" else 8, image_shift=t.image_shift,
+                               image_rotation=t.image_rotation)
+        jitter = (f"; images jittered by up to {t.image_shift} pixels and {t.image_rotation} radians"
+                  if t.image_shift or t.image_rotation else "")
+        line = (f"scene-grouped batches: {t.scenes_per_batch} scenes with all their questions a batch, "
+                f"{len(batches)} batches an epoch{jitter}.")
+        return (batches.tf_dataset() if self.backend == "tensorflow" else batches), line
+
+
+class ObjectBucketFeed(Feed):
+    model_kwargs = {"num_objects": None}
+
+    def check(self):
+        from relzoo.models import get_builder
+        from training.object_buckets import ObjectBucketsError
+
+        if "num_objects" not in inspect.signature(get_builder(self.recipe.builder)).parameters:
+            raise ObjectBucketsError(f"train.feed = \"object_buckets\" needs a model whose builder takes num_objects "
+                                     f"(a state-description model); {self.recipe.builder} does not. Set "
+                                     "train.feed = \"examples\".")
+
+    def batches(self, model, start_epoch):
+        from training.object_buckets import ObjectBuckets
+
+        batches = ObjectBuckets(self.data["train"], self.train.batch_size, seed=self.recipe.seed, shuffle=True,
+                                start_epoch=start_epoch, trim=padded_id_inputs(model),
+                                trim_multiple=1 if self.backend == "tensorflow" else 8)
+        padded = self.data["train"].batch(slice(0, 1))["objects"].shape[1] ** 2
+        line = (f"object-count buckets: batches of up to {self.train.batch_size} questions about scenes of one size "
+                f"({', '.join(map(str, batches.sizes))} objects), cut to that size; {len(batches)} batches an epoch, "
+                f"{batches.mean_pairs():.1f} pairs a question on average against {padded} padded.")
+        return (batches.tf_dataset() if self.backend == "tensorflow" else batches), line
+
+
+class DeviceFeed(Feed):
+    twin = True
+
+    def fit_model(self, model):
+        from training.device_feed import clevr_mirror, device_fed_model
+
+        t, seed = self.train, self.recipe.seed
+        mirror = clevr_mirror(seed=seed) if t.mirror_left_right else None
+        return device_fed_model(model, self.data["train"], t.image_shift, t.image_rotation, seed=seed, mirror=mirror)
+
+    def batches(self, model, start_epoch):
+        from training.device_feed import DeviceBatches
+
+        t, examples = self.train, self.data["train"]
+        batches = DeviceBatches(examples, t.batch_size, seed=self.recipe.seed, start_epoch=start_epoch)
+        raw = sorted(examples.scale)
+        jitter = (f"; images jittered on the device by up to {t.image_shift} pixels and {t.image_rotation} radians"
+                  if t.image_shift or t.image_rotation else "")
+        mirrored = "; half the questions mirrored left to right" if t.mirror_left_right else ""
+        sent = f", {', '.join(raw)} sent raw and scaled in the step" if raw else ""
+        line = (f"device feed: {len(batches)} batches of {t.batch_size} an epoch (the last "
+                f"{len(examples) % t.batch_size} examples of each epoch's order left out), full-length "
+                f"questions{sent}{jitter}{mirrored}.")
+        return batches, line
+
+    def validation(self, model):
+        # one question length, so one compile of the evaluation step
+        batch, examples = max(self.train.batch_size, 256), self.data["validation"]
+        if self.backend == "tensorflow":
+            return examples.tf_dataset(batch, seed=self.recipe.seed)
+        return ExampleBatches(examples, batch, self.recipe.seed)
+
+
+FEEDS = {"examples": Feed, "scenes": SceneFeed, "object_buckets": ObjectBucketFeed, "device": DeviceFeed}
+
+
+def make_feed(recipe, data, backend):
+    """The feed `recipe.train.feed` names, checked against the recipe's model and data."""
+    feed = FEEDS[recipe.train.feed](recipe, data, backend)
+    feed.check()
+    return feed

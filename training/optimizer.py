@@ -1,0 +1,44 @@
+"""The optimizer, loss and compile settings every training run (and tuner trial) uses."""
+
+import keras
+
+from training.schedules import WarmupConstant, WarmupCosine
+
+
+def make_optimizer(train):
+    """Adam (AdamW with `train.weight_decay`) on a warm-up schedule, with optional gradient clipping.
+
+    `train`: the recipe's `TrainSettings`."""
+    if train.decay_steps:
+        schedule = WarmupCosine(train.learning_rate, train.warmup_steps, train.decay_steps, train.decay_to)
+    else:
+        schedule = WarmupConstant(train.learning_rate, train.warmup_steps)
+    kwargs = {"clipnorm": float(train.clipnorm)} if train.clipnorm else {}
+    if train.weight_decay:
+        return keras.optimizers.AdamW(schedule, weight_decay=float(train.weight_decay), **kwargs)
+    return keras.optimizers.Adam(schedule, **kwargs)
+
+
+def loss_fn(reduction="sum_over_batch_size"):
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
+
+
+def compile_for_training(model, train):
+    """Compiles `model` for `fit` with the recipe's optimizer, loss and metrics."""
+    model.compile(optimizer=make_optimizer(train), loss=loss_fn(), metrics=["accuracy"],
+                  jit_compile=bool(train.jit_compile))
+    return model
+
+
+def compiled_model(recipe, **kwargs):
+    """The recipe's model (`kwargs` replace builder arguments), compiled as every run compiles it."""
+    return compile_for_training(recipe.build(**kwargs), recipe.train)
+
+
+def float32_copy(model, recipe, **kwargs):
+    """A plain float32 copy of a trained model (its weights are float32 already), outside any
+    distribution strategy: published artifacts, their evaluation and exports run in float32,
+    whatever precision the training steps used."""
+    copy = recipe.build("float32", **kwargs)
+    copy.set_weights(model.get_weights())
+    return copy
