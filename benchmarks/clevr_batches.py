@@ -41,16 +41,16 @@ SETTINGS = ("plain", "cut", "scenes", "state_plain", "state_cut", "state_buckets
 def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SETTINGS, jit_compile=False):
     import keras
 
-    from relzoo import hub, presets
+    from relzoo import presets
     from relzoo.datasets.clevr import dataset
-    from relzoo.models import get_builder
+    from training.feeds import padded_id_inputs
     from training.object_buckets import ObjectBuckets
+    from training.optimizer import compile_for_training
     from training.scene_batches import SceneBatches, scene_grouped_model
-    from training.train import compile_for_training, padded_id_inputs
-    from training.recipe import TRAIN_DEFAULTS
+    from training.settings import TrainSettings
 
     keras.mixed_precision.set_global_policy(policy)
-    train = dict(TRAIN_DEFAULTS, jit_compile=jit_compile, learning_rate=2.5e-4)
+    train = TrainSettings(jit_compile=jit_compile, learning_rate=2.5e-4)
     rows = {}
     pixels = state = None
     if {"plain", "cut", "scenes"} & set(settings):
@@ -71,10 +71,8 @@ def run(pixel_scenes=64, state_scenes=128, policy="mixed_bfloat16", settings=SET
         if setting not in settings:
             continue
         label += f" ({policy}{', XLA' if jit_compile else ''})"
-        entry = presets.get(name)
         keras.utils.set_random_seed(0)
-        kwargs = dict(entry.kwargs, num_objects=None) if mode == "buckets" else entry.kwargs
-        model = get_builder(entry.builder)(**kwargs)
+        model = presets.get(name).build(**({"num_objects": None} if mode == "buckets" else {}))
         if mode == "buckets":
             data = ObjectBuckets(examples, batch, seed=0, shuffle=True, trim=padded_id_inputs(model),
                                  trim_multiple=1).tf_dataset()

@@ -64,7 +64,7 @@ def worker(suite, policy, xla):
     import numpy as np
 
     import keras
-    from relzoo import hub, presets
+    from relzoo import presets
     from relzoo.models import get_builder
 
     keras.mixed_precision.set_global_policy(policy)
@@ -74,8 +74,7 @@ def worker(suite, policy, xla):
     out = {}
     for name, spec in SUITES[suite].items():
         if "zoo" in spec:
-            entry = presets.get(spec["zoo"])
-            model = get_builder(entry.builder)(**dict(entry.kwargs, **spec["kwargs"]))
+            model = presets.get(spec["zoo"]).build(**spec["kwargs"])
         else:
             model = get_builder(spec["builder"])(**spec["kwargs"])
         x = _inputs(model, n, rng)
