@@ -57,18 +57,18 @@ def main(argv=None):
     import relzoo
     from relzoo import artifacts, hub, presets
 
-    entry = presets.get(args.name)
-    if entry.dataset.get("name") != "clevr_world":
-        print(f"clevr_families: {args.name} is not a CLEVR-world model (its data set is {entry.dataset.get('name')}).",
+    preset = presets.get(args.name)
+    if preset.dataset.get("name") != "clevr_world":
+        print(f"clevr_families: {args.name} is not a CLEVR-world model (its data set is {preset.dataset.get('name')}).",
               file=sys.stderr)
         return 2
     if args.weights:
-        model = relzoo.load(args.name, weights=args.weights)  # checked against the entry's signature
+        model = relzoo.load(args.name, weights=args.weights)  # checked against the preset's specs
         source = args.weights
     else:
         model = relzoo.load(args.name)
         source = f"the published {args.name} (sha256 {artifacts.read_card(hub.artifact_dir(args.name))['sha256'][:12]})"
-    rows, by_objects, overall, count = family_accuracy(model, entry.dataset, args.split, args.scenes)
+    rows, by_objects, overall, count = family_accuracy(model, preset.dataset, args.split, args.scenes)
     print(f"{source}, {args.split} split{'' if args.scenes is None else f' (first {args.scenes} scenes)'}: "
           f"{overall:.4f} of {count} questions")
     print("accuracy  questions  family")

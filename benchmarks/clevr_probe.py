@@ -155,10 +155,10 @@ def main(argv=None):
     import relzoo
     from relzoo import artifacts, hub, presets
 
-    entry = presets.get(args.name)
-    options = entry.dataset.get("options", {})
-    if entry.dataset.get("name") != "clevr_world" or options.get("representation", "pixels") != "pixels":
-        print(f"clevr_probe: {args.name} is not a CLEVR-world pixel model (data set {entry.dataset.get('name')}, "
+    preset = presets.get(args.name)
+    options = preset.dataset.get("options", {})
+    if preset.dataset.get("name") != "clevr_world" or options.get("representation", "pixels") != "pixels":
+        print(f"clevr_probe: {args.name} is not a CLEVR-world pixel model (data set {preset.dataset.get('name')}, "
               f"options {options}).", file=sys.stderr)
         return 2
     if args.weights:
@@ -170,8 +170,8 @@ def main(argv=None):
     fresh = keras.models.clone_model(model)  # the same layers with new random weights
     image_size = int(model.get_layer("image").output.shape[1])
     t = time.perf_counter()
-    fit = split_objects(entry.dataset, "validation", args.scenes, image_size)
-    score = split_objects(entry.dataset, "test", args.scenes, image_size)
+    fit = split_objects(preset.dataset, "validation", args.scenes, image_size)
+    score = split_objects(preset.dataset, "test", args.scenes, image_size)
     print(f"{source}: probes fitted on {len(fit[1])} objects of {len(fit[0])} validation scenes, scored on "
           f"{len(score[1])} objects of {len(score[0])} test scenes (data: {time.perf_counter() - t:.0f} s)", flush=True)
     results = {"trained": probe_layers(model, fit, score), "random": probe_layers(fresh, fit, score)}

@@ -187,9 +187,8 @@ def cmd_explain(args):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _viewers(sub):
+    """demo, explain: a trained model on fresh examples, and a picture."""
     p = sub.add_parser("demo", help="a trained model on fresh scenes (rn_sort_of_clevr by default, or rn_clevr, "
                                     "...): accuracy per question type and a PNG")
     p.add_argument("name", nargs="?", default="rn_sort_of_clevr")
@@ -206,6 +205,10 @@ def main(argv=None):
     p.add_argument("--out", help="the PNG's path (default: relzoo_explain_NAME.png)")
     p.add_argument("--weights", help="a .keras file instead of the published artifact")
     p.set_defaults(func=cmd_explain)
+
+
+def _registry(sub):
+    """list, download, card, verify: the zoo's models and their artifacts."""
     p = sub.add_parser("list", help="list the zoo's models, their artifacts and headline metrics")
     p.add_argument("--all", action="store_true", help="include test fixtures")
     p.set_defaults(func=cmd_list)
@@ -213,12 +216,15 @@ def main(argv=None):
     p.add_argument("names", nargs="+")
     p.add_argument("--force", action="store_true", help="download again even when the cache holds a copy")
     p.set_defaults(func=cmd_download)
-    p = sub.add_parser("card", help="print a model's registry entry and card as JSON")
+    p = sub.add_parser("card", help="print a model's preset, its specs and its card as JSON")
     p.add_argument("name")
     p.set_defaults(func=cmd_card)
     p = sub.add_parser("verify", help="check artifacts' sha256 against their cards (all by default)")
     p.add_argument("names", nargs="*")
     p.set_defaults(func=cmd_verify)
+
+
+def _evaluate(sub):
     p = sub.add_parser("evaluate", help="accuracy per question category and overall: on the model's held-out split "
                                         "(the cards' numbers), or on a real data set folder (--data)")
     p.add_argument("name")
@@ -239,6 +245,9 @@ def main(argv=None):
                    help="write the result into the published card (replacing that split's record, which is kept "
                         "under superseded_metrics): for a card measured on other hardware, such as a GPU")
     p.set_defaults(func=cmd_evaluate)
+
+
+def _export(sub):
     p = sub.add_parser("export", help="write a TensorFlow Serving SavedModel: OUTDIR/NAME/VERSION/")
     p.add_argument("name")
     p.add_argument("outdir")
@@ -246,6 +255,18 @@ def main(argv=None):
     p.add_argument("--weights", help="a .keras file instead of the published artifact")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version folder")
     p.set_defaults(func=cmd_export)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="relzoo", description="A model zoo of relational-reasoning networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_viewers, _registry, _evaluate, _export):
+        add(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     from relzoo import ArtifactError, UnknownModelError
 

@@ -36,7 +36,7 @@ def run_demo(name="rn_sort_of_clevr", seed=None, scenes=100, out=None, weights="
     `scenes` fresh scenes are answered; `show` of them are drawn in the PNG (0: no PNG), each
     with `questions_per_scene` of its questions.
     """
-    from relzoo import hub, presets
+    from relzoo import artifacts, hub, presets
 
     preset = presets.get(name)
     dataset_name = preset.dataset.get("name")
@@ -46,10 +46,10 @@ def run_demo(name="rn_sort_of_clevr", seed=None, scenes=100, out=None, weights="
     if scenes < 1 or show < 0:
         raise ValueError(f"relzoo demo: --scenes must be >= 1 and --show >= 0, got {scenes} and {show}.")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    model = hub.load(name, weights=weights)
+    model = hub.load(preset, weights=weights)
     card_values = {}
-    if weights == "pretrained":
-        card = hub.model_card(name)["card"] or {}
+    if weights == "pretrained":  # loaded, so its card is local now
+        card = artifacts.read_card(hub.artifact_dir(preset.name))
         card_values = next((m["values"] for m in card.get("metrics", []) if m.get("split") == "test"), {})
     demo = _demo_sort_of_clevr if dataset_name == "sort_of_clevr" else _demo_clevr
     return demo(name, preset, model, card_values, seed, scenes, out, show, questions_per_scene, stream)

@@ -124,7 +124,7 @@ def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, 
         examples = folder_examples(preset, data, split, limit)
     if mismatched_scenes:
         examples = mismatch_scenes(examples)
-    model = hub.load(preset.name, weights=weights)
+    model = hub.load(preset, weights=weights)
     record = evaluate_examples(model, examples, split, batch_size)
     record["command"] = evaluation_command(name, split)
     if data is not None:

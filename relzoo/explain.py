@@ -63,7 +63,7 @@ def run_explain(name="rmc_nth_farthest", seed=None, out=None, weights="pretraine
         raise ValueError(f"relzoo explain draws N-th farthest models; {name!r} is trained on "
                          f"{preset.dataset.get('name')!r}.")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    model = hub.load(name, weights=weights)
+    model = hub.load(preset, weights=weights)
     sequences, answers, parts = nf.sample(1, np.random.default_rng([seed, 5]))
     attention = attention_weights(model, {"sequence": sequences})[0]  # (steps, heads, S+1, S+1)
     logits = np.asarray(model.predict({"sequence": sequences}, verbose=0))

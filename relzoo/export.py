@@ -85,10 +85,9 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
         overwrite: replace an existing version folder (otherwise it is an error).
         warmup_examples: how many warm-up requests to write.
     """
-    import keras
     import tensorflow as tf
 
-    from relzoo import hub, presets, text
+    from relzoo import hub, presets
 
     preset = presets.get(name)
     if not isinstance(version, int) or version < 0:
@@ -99,45 +98,9 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
             raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it.")
         shutil.rmtree(target)
     if model is None:
-        model = hub.load(name, weights=weights)
-
-    inputs = preset.specs()["inputs"]
-    input_names = list(inputs)
-    specs = [tf.TensorSpec([None] + inputs[k]["shape"], tf.as_dtype(inputs[k]["dtype"]), name=k) for k in input_names]
-    vocab = None if preset.answer_vocab is None else tf.constant(list(preset.answer_vocab))
-
-    def serve(*tensors):
-        logits = model(dict(zip(input_names, tensors)), training=False)
-        logits = logits["answer_logits"] if isinstance(logits, dict) else logits
-        answer_id = tf.argmax(logits, axis=-1)
-        out = {
-            "answer_logits": logits,
-            "answer_probabilities": tf.nn.softmax(logits, axis=-1),
-            "answer_id": answer_id,
-        }
-        if vocab is not None:
-            out["answer"] = tf.gather(vocab, answer_id)
-        return out
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(name="serving_default", fn=serve, input_signature=specs)
-    vocabulary = None
-    if preset.question_vocab is not None:
-        vocabulary = text.vocabulary(preset)
-        encode, table = _graph_encoder(vocabulary, text.question_length(preset))
-        archive.track(table)
-        scene_names = [k for k in input_names if k != "question"]
-        text_specs = [s for s in specs if s.name != "question"] + [tf.TensorSpec([None], tf.string, name="question_text")]
-
-        def serve_text(*tensors):
-            inputs = dict(zip(scene_names, tensors[:-1]))
-            inputs["question"] = encode(tensors[-1])
-            return serve(*[inputs[k] for k in input_names])
-
-        archive.add_endpoint(name=TEXT_SIGNATURE, fn=serve_text, input_signature=text_specs)
+        model = hub.load(preset, weights=weights)
+    archive, vocabulary = _archive(preset, model)
     archive.write_out(str(target), verbose=False)
-
     examples = _example_inputs(preset, warmup_examples)
     extra = target / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
@@ -153,6 +116,48 @@ def export(name, outdir, version=1, weights="pretrained", model=None, overwrite=
         body = rest_request_body(text_example, signature_name=TEXT_SIGNATURE)
         (extra / REST_TEXT_EXAMPLE_FILE).write_text(json.dumps(body) + "\n")
     return target
+
+
+def _archive(preset, model):
+    """`(ExportArchive, question Vocabulary or None)`: `serving_default` over the model's named
+    inputs and, for models that read token ids, `answer_text` over English questions."""
+    import keras
+    import tensorflow as tf
+
+    from relzoo import text
+
+    inputs = preset.specs()["inputs"]
+    input_names = list(inputs)
+    specs = [tf.TensorSpec([None] + inputs[k]["shape"], tf.as_dtype(inputs[k]["dtype"]), name=k) for k in input_names]
+    vocab = None if preset.answer_vocab is None else tf.constant(list(preset.answer_vocab))
+
+    def serve(*tensors):
+        logits = model(dict(zip(input_names, tensors)), training=False)
+        logits = logits["answer_logits"] if isinstance(logits, dict) else logits
+        answer_id = tf.argmax(logits, axis=-1)
+        out = {"answer_logits": logits, "answer_probabilities": tf.nn.softmax(logits, axis=-1), "answer_id": answer_id}
+        if vocab is not None:
+            out["answer"] = tf.gather(vocab, answer_id)
+        return out
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve, input_signature=specs)
+    if preset.question_vocab is None:
+        return archive, None
+    vocabulary = text.vocabulary(preset)
+    encode, table = _graph_encoder(vocabulary, text.question_length(preset))
+    archive.track(table)
+    scene_names = [k for k in input_names if k != "question"]
+
+    def serve_text(*tensors):
+        named = dict(zip(scene_names, tensors[:-1]))
+        named["question"] = encode(tensors[-1])
+        return serve(*[named[k] for k in input_names])
+
+    text_specs = [s for s in specs if s.name != "question"] + [tf.TensorSpec([None], tf.string, name="question_text")]
+    archive.add_endpoint(name=TEXT_SIGNATURE, fn=serve_text, input_signature=text_specs)
+    return archive, vocabulary
 
 
 def _sentence(words):

@@ -256,7 +256,7 @@ def load(name, weights="pretrained"):
     """Returns the zoo model `name` as a `keras.Model`.
 
     Args:
-        name: a registered model name (`relzoo.list_models()`).
+        name: a registered model name (`relzoo.list_models()`), or its `Preset`.
         weights: `"pretrained"` (the published artifact: `$RELZOO_HOME`, the hub folder, the
             cache, or downloaded from the hub URL; see this module's docstring), `None` (the
             untrained architecture), or a path to a `.keras` file (checked against a `card.json`

@@ -7,7 +7,8 @@
     preset.specs()                             # input and output shapes, read off the built model
 
 A preset names a builder of `relzoo.models` and its keyword arguments, the data set it is
-trained and measured on, and the paper's figures. Everything else is derived: the input and
+trained and measured on, and the paper's figures; the zoo's own are in `presets.toml` beside this
+module, and `register` adds yours. Everything else is derived: the input and
 output specs from the built model, the recipe that trains it (`training/recipes/<name>.toml`,
 which names the preset and holds only training settings), the measured metrics from the
 artifact's `card.json` (`relzoo.hub`). Importing this module imports neither Keras nor a data
@@ -17,6 +18,7 @@ set generator.
 import dataclasses
 import difflib
 import json
+import tomllib
 from pathlib import Path
 
 from relzoo.vocab import Vocabulary
@@ -102,128 +104,38 @@ def model_specs(model):
 
 
 # ----------------------------------------------------------------------------- the presets
-RN_PAPER = "Santoro et al. 2017, A simple neural network module for relational reasoning, arXiv:1706.01427"
-RMC_PAPER = "Santoro et al. 2018, Relational recurrent neural networks, arXiv:1806.01822"
-CLEVR_ANSWERS = Vocabulary.shipped("clevr").answers  # CLEVR's 28 answers, in the shipped vocabulary's order
-SORT_OF_CLEVR_ANSWERS = ("yes", "no", "rectangle", "circle") + tuple(f"count{k}" for k in range(4, 10))
+PRESETS_FILE = Path(__file__).with_name("presets.toml")
+_FIELDS = ("family", "paper", "builder", "description", "kwargs", "dataset")
 
 
-def _data(name, train, validation, test, seed=0, **options):
-    spec = {"name": name, "version": "1.0.0", "seed": seed, "train_size": train, "validation_size": validation,
-            "test_size": test}
-    return {**spec, "options": options} if options else spec
+def _answers(key, answers, name):
+    if key in answers:
+        return tuple(answers[key])
+    try:
+        return Vocabulary.shipped(key).answers  # e.g. "clevr": the shipped vocabulary's answers
+    except ValueError:
+        raise ValueError(f"{PRESETS_FILE}: preset {name!r} names answers {key!r}, which is neither in [answers] "
+                         "nor a shipped vocabulary.") from None
 
 
-def _rn_clevr_pixels(**kwargs):
-    base = {"vocab_size": 90, "image_size": 128, "num_answers": 28, "embedding_dim": 32, "lstm_units": 128,
-            "conv_layers": 4, "conv_filters": 24, "g_units": [256] * 4, "f_units": [256, 256], "dropout": 0.5}
-    return {**base, **kwargs}
+def load_presets(path=PRESETS_FILE):
+    """`{name: Preset}` from a presets file (the layout of relzoo/presets.toml)."""
+    data = tomllib.loads(Path(path).read_text())
+    papers, answers, out = data.get("papers", {}), data.get("answers", {}), {}
+    for name, table in data.get("presets", {}).items():
+        missing = [k for k in _FIELDS if k not in table]
+        if missing or table["paper"] not in papers:
+            raise ValueError(f"{path}: preset {name!r} lacks {missing} or names an unknown paper {table.get('paper')!r}.")
+        out[name] = Preset(name=name, family=table["family"], description=table["description"],
+                           paper=papers[table["paper"]], builder=table["builder"], kwargs=table["kwargs"],
+                           dataset=table["dataset"],
+                           answer_vocab=_answers(table["answers"], answers, name) if "answers" in table else None,
+                           paper_metrics=table.get("paper_metrics", {}), question_vocab=table.get("question_vocab"),
+                           test_only=table.get("test_only", False))
+    return out
 
 
-_PRESETS = [
-    Preset(
-        name="rn_tiny_test", family="test", paper=RN_PAPER, builder="rn_state", test_only=True,
-        description="A tiny Relation Network over 4 state vectors and a 2-d question, 3 answers. A fixture that "
-                    "proves the build -> save -> card -> load path; not a model to use.",
-        kwargs={"num_objects": 4, "object_dim": 3, "question_dim": 2, "num_answers": 3, "g_units": [16, 16],
-                "f_units": [16], "dropout": 0.0, "name": "rn_tiny_test"},
-        dataset={"name": "none", "version": None, "seed": None}, answer_vocab=("a", "b", "c"),
-    ),
-    Preset(
-        name="rn_nearest_object", family="RN", paper=RN_PAPER, builder="rn_state",
-        description="A small Relation Network on nearest_object, the pipeline's tiny relational task: six coloured "
-                    "points, 'what colour is the object nearest to the <colour> one?'. Trains in seconds on a CPU; "
-                    "the fast model for demos and pipeline tests.",
-        kwargs={"num_objects": 6, "object_dim": 8, "question_dim": 6, "num_answers": 6, "g_units": [64, 64, 64],
-                "f_units": [64], "dropout": 0.0, "name": "rn_nearest_object"},
-        dataset=_data("nearest_object", 100000, 2000, 5000, num_objects=6),
-        answer_vocab=("red", "green", "blue", "orange", "gray", "yellow"),
-    ),
-    Preset(
-        name="rn_sort_of_clevr", family="RN", paper=RN_PAPER, builder="rn_pixels",
-        description="The RN paper's Sort-of-CLEVR model: a 4-layer CNN over the 75x75 image, its 5x5 feature map as "
-                    "25 objects with coordinates, PairwiseRelation conditioned on the 18-float question (g 4x256), f "
-                    "(256, 256, dropout 0.5), 10 answers. Answers non-relational, binary and ternary questions.",
-        kwargs={"image_size": 75, "question_dim": 18, "num_answers": 10, "conv_layers": 4, "conv_filters": 24,
-                "g_units": [256] * 4, "f_units": [256, 256], "dropout": 0.5, "name": "rn_sort_of_clevr"},
-        dataset=_data("sort_of_clevr", 9800, 200, 200, representation="pixels"),  # images, 30 questions each
-        answer_vocab=SORT_OF_CLEVR_ANSWERS,
-        paper_metrics={"accuracy/non-relational": "> 0.94 (RN paper, Sort-of-CLEVR, its own generator)",
-                       "accuracy/binary": "> 0.94 (RN paper: 'relational'; the public PyTorch port reports 0.89)"},
-    ),
-    Preset(
-        name="cnn_mlp_sort_of_clevr", family="RN", paper=RN_PAPER, builder="cnn_mlp",
-        description="The RN paper's CNN+MLP baseline on Sort-of-CLEVR: the same 4-layer CNN, flattened and joined "
-                    "with the question, an MLP (256, 256, dropout 0.5), 10 answers; no relation module. Trained with "
-                    "the same budget as rn_sort_of_clevr to show what the relation module adds.",
-        kwargs={"image_size": 75, "question_dim": 18, "num_answers": 10, "conv_layers": 4, "conv_filters": 24,
-                "f_units": [256, 256], "dropout": 0.5, "name": "cnn_mlp_sort_of_clevr"},
-        dataset=_data("sort_of_clevr", 9800, 200, 200, representation="pixels"),
-        answer_vocab=SORT_OF_CLEVR_ANSWERS,
-        paper_metrics={"accuracy/non-relational": "> 0.94 (RN paper, CNN+MLP, Sort-of-CLEVR)",
-                       "accuracy/binary": "0.63 (RN paper: 'relational', CNN+MLP plateau)"},
-    ),
-    Preset(
-        name="rn_sort_of_clevr_state", family="RN", paper=RN_PAPER, builder="rn_state",
-        description="The rn_sort_of_clevr relation head on Sort-of-CLEVR state descriptions: 6 objects (colour and "
-                    "shape one-hots, x / 75, y / 75), 36 pairs, g 4x256, f (256, 256, dropout 0.5), 10 answers. "
-                    "Trains in minutes on a CPU; the fast model for smoke tests.",
-        kwargs={"num_objects": 6, "object_dim": 10, "question_dim": 18, "num_answers": 10, "g_units": [256] * 4,
-                "f_units": [256, 256], "dropout": 0.5, "name": "rn_sort_of_clevr_state"},
-        dataset=_data("sort_of_clevr", 9800, 200, 200, representation="state"),
-        answer_vocab=SORT_OF_CLEVR_ANSWERS,
-    ),
-    Preset(
-        name="rmc_nth_farthest", family="RMC", paper=RMC_PAPER, builder="rmc_sequence",
-        description="The Relational Memory Core on the N-th farthest task: RNN(RelationalMemoryCell: 4 slots, 4 "
-                    "heads of 64, 1 block, unit gates) over the 8 steps, its last memory through an MLP (4x256) to "
-                    "the label of the n-th farthest vector from vector m.",
-        kwargs={"seq_len": 8, "step_dim": 40, "num_answers": 8, "mem_slots": 4, "head_size": 64, "num_heads": 4,
-                "num_blocks": 1, "gate_style": "unit", "attention_mlp_layers": 2, "mlp_units": [256] * 4,
-                "name": "rmc_nth_farthest"},
-        dataset=_data("nth_farthest", 100000, 10000, 10000),  # the training split: fresh examples every epoch
-        answer_vocab=tuple(str(k) for k in range(8)),
-        paper_metrics={"accuracy": "0.91 (RMC, paper; LSTM and DNC stayed under 0.30)"},
-    ),
-    Preset(
-        name="lstm_nth_farthest", family="RMC", paper=RMC_PAPER, builder="lstm_sequence",
-        description="The LSTM baseline of the N-th farthest task: LSTM(512) over the 8 steps, the same MLP (4x256) "
-                    "readout, trained with rmc_nth_farthest's budget.",
-        kwargs={"seq_len": 8, "step_dim": 40, "num_answers": 8, "units": 512, "mlp_units": [256] * 4,
-                "name": "lstm_nth_farthest"},
-        dataset=_data("nth_farthest", 100000, 10000, 10000),
-        answer_vocab=tuple(str(k) for k in range(8)),
-        paper_metrics={"accuracy": "< 0.30 (LSTM, paper)"},
-    ),
-    Preset(
-        name="rn_clevr", family="RN", paper=RN_PAPER, builder="rn_clevr_pixels", question_vocab="clevr",
-        description="The RN paper's CLEVR model with one more conv layer: a 5-layer CNN (24 kernels, 3x3, stride 2, "
-                    "batch norm) over the 128x128 image, its 4x4 feature map as 16 objects with coordinates (the "
-                    "paper's 4 layers give 8x8 = 64 objects and 16x the relation cost; the 5th is the recorded CPU "
-                    "recipe choice), PairwiseRelation conditioned on an LSTM (128) over the question's word "
-                    "embeddings (32), g 4x256, f (256, 256, dropout 0.5), CLEVR's 28 answers.",
-        kwargs=_rn_clevr_pixels(conv_layers=5, name="rn_clevr"),
-        dataset=_data("clevr_world", 20000, 1500, 1500, representation="pixels"),  # scenes, 10 questions each
-        answer_vocab=CLEVR_ANSWERS,
-        paper_metrics={"accuracy": "0.955 (RN paper, real CLEVR pixels)", "accuracy/count": "0.901",
-                       "accuracy/exist": "0.978", "accuracy/compare_integer": "0.936",
-                       "accuracy/query_attribute": "0.979", "accuracy/compare_attribute": "0.971"},
-    ),
-    Preset(
-        name="rn_clevr_state", family="RN", paper=RN_PAPER, builder="rn_clevr_state", question_vocab="clevr",
-        description="The RN paper's CLEVR state-description model: up to 10 objects (3D coordinates and colour, "
-                    "shape, material, size one-hots) with a padding mask, PairwiseRelation conditioned on an LSTM "
-                    "(256) over the question, g 4x512, f (512, 1024, dropout 0.5), CLEVR's 28 answers.",
-        kwargs={"vocab_size": 90, "num_objects": 10, "object_dim": 18, "num_answers": 28, "embedding_dim": 32,
-                "lstm_units": 256, "g_units": [512] * 4, "f_units": [512, 1024], "dropout": 0.5,
-                "name": "rn_clevr_state"},
-        dataset=_data("clevr_world", 280000, 1500, 1500, representation="state"),
-        answer_vocab=CLEVR_ANSWERS,
-        paper_metrics={"accuracy": "0.964 (RN paper, real CLEVR state descriptions)"},
-    ),
-]
-
-PRESETS = {p.name: p for p in _PRESETS}
+PRESETS = load_presets()
 
 
 def register(preset, overwrite=False):
@@ -260,4 +172,5 @@ def build(name):
     return get(name).build()
 
 
-__all__ = ["PRESETS", "Preset", "UnknownModelError", "build", "get", "list_models", "model_specs", "register"]
+__all__ = ["PRESETS", "Preset", "UnknownModelError", "build", "get", "list_models", "load_presets", "model_specs",
+           "register"]

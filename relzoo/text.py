@@ -148,7 +148,7 @@ def ask(name, questions, model=None, **scene):
     ids = encode_questions(preset, questions)
     inputs = _scene_inputs(preset, scene, len(ids))
     inputs["question"] = ids
-    model = hub.load(preset.name) if model is None else model
+    model = hub.load(preset) if model is None else model
     logits = model.predict(inputs, verbose=0) if len(ids) else np.zeros((0, len(preset.answer_vocab)))
     logits = logits["answer_logits"] if isinstance(logits, dict) else logits
     answers = decode_answers(preset, np.asarray(logits))

@@ -9,40 +9,19 @@
     recipe.json                the resolved recipe of the last invocation
 """
 
-import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
 
 
-@dataclasses.dataclass(frozen=True)
 class RunFolder:
-    root: Path
+    """The paths of a run folder (see the module docstring)."""
 
-    @property
-    def backup(self):
-        return self.root / "backup"
-
-    @property
-    def logs(self):
-        return self.root / "logs"
-
-    @property
-    def data(self):
-        return self.root / "data"
-
-    @property
-    def artifact(self):
-        return self.root / "artifact"
-
-    @property
-    def epoch_log(self):
-        return self.root / "epochs.json"
-
-    @property
-    def init_record(self):
-        return self.root / "init_from.json"
+    def __init__(self, root):
+        self.root = Path(root)
+        self.backup, self.logs, self.data, self.artifact = (self.root / n for n in ("backup", "logs", "data", "artifact"))
+        self.epoch_log, self.init_record = self.root / "epochs.json", self.root / "init_from.json"
 
     def create(self):
         self.root.mkdir(parents=True, exist_ok=True)

@@ -36,10 +36,21 @@ ROOT = Path(__file__).resolve().parent.parent
 EXIT_BAD_INPUT, EXIT_NAN, EXIT_BAD_CHECKPOINT = 2, 3, 4
 
 
+class _HelpSettings(argparse.Action):
+    """`--help-settings`: every [train] setting with its default and meaning, then exit."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from training.settings import describe
+
+        print(describe())
+        parser.exit()
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m training.train", description="Train a relzoo model from a recipe "
                                 "(resumable; writes TensorBoard logs and a carded artifact).")
     p.add_argument("recipe", help="a recipe file, e.g. training/recipes/rn_nearest_object.toml")
+    p.add_argument("--help-settings", action=_HelpSettings, nargs=0, help="list the [train] settings and exit")
     p.add_argument("overrides", nargs="*", help="recipe overrides, dotted.path=value (value in TOML syntax)")
     p.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), help="overrides train.strategy")
     p.add_argument("--run-dir", help="checkpoints, logs, data and the artifact (default: runs/<name>)")

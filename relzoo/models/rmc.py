@@ -12,21 +12,9 @@ def _readout(x, mlp_units, num_answers):
     return keras.layers.Dense(num_answers, dtype="float32", name="answer_logits")(x)
 
 
-def build_rmc_sequence(
-    seq_len=8,
-    step_dim=40,
-    num_answers=8,
-    mem_slots=4,
-    head_size=64,
-    num_heads=4,
-    num_blocks=1,
-    gate_style="unit",
-    attention_mlp_layers=2,
-    forget_bias=1.0,
-    input_bias=0.0,
-    mlp_units=(256, 256, 256, 256),
-    name="rmc_sequence",
-):
+def build_rmc_sequence(seq_len=8, step_dim=40, num_answers=8, mem_slots=4, head_size=64, num_heads=4, num_blocks=1,
+                       gate_style="unit", attention_mlp_layers=2, forget_bias=1.0, input_bias=0.0,
+                       mlp_units=(256, 256, 256, 256), name="rmc_sequence"):
     """`RNN(RelationalMemoryCell)` over a sequence, its last memory through an MLP to answer logits.
 
     Input `sequence` `(batch, seq_len, step_dim)`; output `answer_logits` `(batch, num_answers)`.
