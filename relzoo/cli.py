@@ -21,7 +21,8 @@ def _status(name):
 
     d = hub.artifact_dir(name)
     if d is None:
-        return ("not downloaded" if isinstance(hub.hub(), str) else "not trained"), None
+        where = hub.hub()
+        return ("not downloaded" if isinstance(where, str) else "not trained" if where else "no hub set"), None
     try:
         card = artifacts.verify_artifact(d)
     except artifacts.ArtifactError as err:

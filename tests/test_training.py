@@ -254,10 +254,14 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
     from training import checkpoints
     from training.callbacks import NaNGuard
 
-    def trained(seed):
+    def fresh(seed):  # a compiled model whose optimizer is not built yet, as when fit begins
         keras.utils.set_random_seed(seed)
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         model.compile(optimizer="adam", loss="mse")
+        return model
+
+    def trained(seed):
+        model = fresh(seed)
         model.fit(np.ones((4, 3)), np.full((4, 2), seed, "float32"), verbose=0)
         return model
 
@@ -267,8 +271,8 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
         callback.on_train_begin()
         return model
 
-    def assert_same_weights(a, b):
-        for x, y in zip(a.weights, b.weights, strict=True):
+    def assert_same_weights(a, b):  # the optimizer's state (Adam's moments, its step) comes back too
+        for x, y in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables, strict=True):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y))
 
     backup = tmp_path / "backup"
@@ -286,7 +290,7 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
         with pytest.raises(KeyboardInterrupt):
             checkpoints.write_checkpoint(trained(2), backup, 2)
     assert checkpoints.completed_epochs(backup) == 1
-    assert_same_weights(resume_into(trained(3)), first)
+    assert_same_weights(resume_into(fresh(3)), first)
 
     # killed after the weights, before Keras's metadata file: the weights carry their own epoch
     second = trained(2)
@@ -303,7 +307,7 @@ def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tm
             checkpoints.write_checkpoint(second, backup, 2)
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
     assert checkpoints.completed_epochs(backup) == 2
-    assert_same_weights(resume_into(trained(3)), second)
+    assert_same_weights(resume_into(fresh(3)), second)
 
     # a damaged checkpoint stops the run with a clear error and is left as it was
     weights = backup / "latest.weights.h5"

@@ -41,8 +41,8 @@ class TrainSettings:
                                   "many steps, counted from the first (training/schedules.py)", minimum=0)
     decay_to: float = setting(0.0, "the floor of the cosine decay, a fraction of learning_rate", minimum=0,
                               maximum=1)
-    clipnorm: float | None = setting(None, "clip each gradient to this norm", above=0)
-    weight_decay: float | None = setting(None, "AdamW's decoupled weight decay", minimum=0)
+    clipnorm: float | None = setting(None, "clip each gradient to this norm (0 or null: off)", minimum=0)
+    weight_decay: float | None = setting(None, "AdamW's decoupled weight decay (0 or null: Adam)", minimum=0)
     jit_compile: bool = setting(True, "XLA-compile the training step")
     dtype_policy: str = setting("float32", "the Keras dtype policy of training; artifacts are always float32",
                                 choices=DTYPE_POLICIES)

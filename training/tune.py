@@ -68,7 +68,8 @@ def sample(hp, path, spec):
 
 
 def chosen_values(space, values):
-    """`{path: value}` of the search space, with the indices of list-valued choices resolved."""
+    """`{path: value}` of the search space from keras-tuner's values (`HyperParameters.get`), the
+    indices of list-valued choices resolved."""
     out = {}
     for path, spec in space.items():
         value = values[path]
@@ -84,11 +85,11 @@ def _search_space(recipe, source):
 
     tune = recipe.tune or {}
     space = tune.get("space") or {}
-    if not space:
-        raise RecipeError(f"{source} declares no [tune.space].")
     if recipe.train.feed != "examples" or "train.feed" in space:
         raise RecipeError(f"trials train with plain batches of train.batch_size questions; override "
                           f"train.feed=examples (train.feed is {recipe.train.feed!r}) and leave it out of [tune.space].")
+    if not space:
+        raise RecipeError(f"{source} declares no [tune.space].")
     for path in space:
         recipe.with_values({path: _any_value(space[path])})  # a path the recipe does not have is refused now
     return tune, space
@@ -113,8 +114,7 @@ def _hypermodel(recipe, space, data, backend):
 
     class RecipeHyperModel(kt.HyperModel):
         def build(self, hp):
-            values = {path: sample(hp, path, spec) for path, spec in space.items()}
-            return compiled_model(recipe.with_values(chosen_values(space, values)))
+            return compiled_model(recipe.with_values({path: sample(hp, path, spec) for path, spec in space.items()}))
 
         def fit(self, hp, model, **kwargs):
             batch = hp.values.get("train.batch_size", recipe.train.batch_size)
