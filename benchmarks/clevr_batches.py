@@ -2,15 +2,16 @@
 
     python -m benchmarks.clevr_batches
 
-Trains the registered `rn_clevr` and `rn_clevr_state` (mixed_bfloat16 without XLA, as their
-recipes, or `--policy float32`; `--settings` picks some of the rows below) for two epochs of the same questions, fed as the trainer feeds them:
+Trains the presets `rn_clevr` and `rn_clevr_state` (mixed_bfloat16 without XLA, as their
+recipes, or `--policy float32`; `--settings` picks some of the rows below) for two epochs of the
+same questions, fed as the trainer's feeds (`training/feeds.py`) feed them:
 - `rn_clevr`, batches of 64 questions, each with its own copy of its image, 50 tokens;
 - `rn_clevr`, the same with each batch cut after its longest question;
-- `rn_clevr`, 8 scenes a batch with all their questions (`train.scenes_per_batch = 8`:
+- `rn_clevr`, 8 scenes a batch with all their questions (`train.feed = "scenes"`,
   the convs run once per scene, `training/scene_batches.py`), cut after the longest question;
 - `rn_clevr_state`, batches of 128 questions of 50 tokens, then cut after the longest;
 - `rn_clevr_state`, batches of up to 128 questions about scenes with the same number of
-  objects, cut to that number and after the longest question (`train.object_buckets`:
+  objects, cut to that number and after the longest question (`train.feed = "object_buckets"`:
   no padded pairs, `training/object_buckets.py`).
 
 Reports questions per second (wall clock) and per CPU-second (`time.process_time`, all

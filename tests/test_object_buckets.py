@@ -178,8 +178,9 @@ def test_the_trainer_trains_with_buckets_resumes_and_publishes_the_fixed_size_mo
 def test_buckets_train_on_jax_without_tensorflow(tmp_path, train_without_tensorflow):
     """The lent GPU machines run JAX and have no TensorFlow: the buckets feed fit as numpy."""
     run = tmp_path / "run"
+    # 4 scenes: a few bucket shapes (each one a compile of the step under JAX), not a dozen
     cmd = [sys.executable, "-c", train_without_tensorflow, "training/recipes/rn_clevr_state.toml", *TINY,
-           "train.epochs=1", "--run-dir", str(run), "--verbose", "2"]
+           "dataset.train_size=4", "train.epochs=1", "--run-dir", str(run), "--verbose", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3"))
     assert out.returncode == 0, out.stderr[-3000:]

@@ -18,7 +18,11 @@ the model itself.
 import inspect
 
 from relzoo.datasets.examples import Stream
+from relzoo.models import get_builder
 from training.batches import ExampleBatches, StreamBatches
+from training.device_feed import DeviceBatches, clevr_mirror, device_fed_model
+from training.object_buckets import ObjectBuckets, ObjectBucketsError
+from training.scene_batches import SceneBatches, scene_grouped_model
 
 
 def padded_id_inputs(model):
@@ -98,13 +102,9 @@ class SceneFeed(Feed):
     twin = True
 
     def fit_model(self, model):
-        from training.scene_batches import scene_grouped_model
-
         return scene_grouped_model(model, self.data["train"].scenes)
 
     def batches(self, model, start_epoch):
-        from training.scene_batches import SceneBatches
-
         t = self.train
         batches = SceneBatches(self.data["train"], t.scenes_per_batch, seed=self.recipe.seed, shuffle=True,
                                start_epoch=start_epoch, trim=padded_id_inputs(model),
@@ -121,17 +121,12 @@ class ObjectBucketFeed(Feed):
     model_kwargs = {"num_objects": None}
 
     def check(self):
-        from relzoo.models import get_builder
-        from training.object_buckets import ObjectBucketsError
-
         if "num_objects" not in inspect.signature(get_builder(self.recipe.builder)).parameters:
             raise ObjectBucketsError(f"train.feed = \"object_buckets\" needs a model whose builder takes num_objects "
                                      f"(a state-description model); {self.recipe.builder} does not. Set "
                                      "train.feed = \"examples\".")
 
     def batches(self, model, start_epoch):
-        from training.object_buckets import ObjectBuckets
-
         batches = ObjectBuckets(self.data["train"], self.train.batch_size, seed=self.recipe.seed, shuffle=True,
                                 start_epoch=start_epoch, trim=padded_id_inputs(model),
                                 trim_multiple=1 if self.backend == "tensorflow" else 8)
@@ -146,15 +141,11 @@ class DeviceFeed(Feed):
     twin = True
 
     def fit_model(self, model):
-        from training.device_feed import clevr_mirror, device_fed_model
-
         t, seed = self.train, self.recipe.seed
         mirror = clevr_mirror(seed=seed) if t.mirror_left_right else None
         return device_fed_model(model, self.data["train"], t.image_shift, t.image_rotation, seed=seed, mirror=mirror)
 
     def batches(self, model, start_epoch):
-        from training.device_feed import DeviceBatches
-
         t, examples = self.train, self.data["train"]
         batches = DeviceBatches(examples, t.batch_size, seed=self.recipe.seed, start_epoch=start_epoch)
         raw = sorted(examples.scale)
