@@ -52,7 +52,7 @@ def cmd_list(args):
 def cmd_card(args):
     from relzoo import hub
 
-    print(json.dumps(hub.model_card(args.name), indent=2, sort_keys=True, default=str))
+    print(json.dumps(hub.model_card(args.name, specs=args.specs), indent=2, sort_keys=True, default=str))
     return 0
 
 
@@ -219,6 +219,8 @@ def _registry(sub):
     p.set_defaults(func=cmd_download)
     p = sub.add_parser("card", help="print a model's preset, its specs and its card as JSON")
     p.add_argument("name")
+    p.add_argument("--specs", action="store_true",
+                   help="add the input and output specs, read off the built model (starts Keras: a few seconds)")
     p.set_defaults(func=cmd_card)
     p = sub.add_parser("verify", help="check artifacts' sha256 against their cards (all by default)")
     p.add_argument("names", nargs="*")

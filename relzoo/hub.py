@@ -275,11 +275,13 @@ def load(name, weights="pretrained"):
     return model
 
 
-def model_card(name):
-    """The preset's data and specs joined with its local artifact's card (`card` is None when there is none)."""
+def model_card(name, specs=True):
+    """The preset's data joined with its local artifact's card (`card` is None when there is none)
+    and, with `specs`, its input and output specs (read off the built model: this imports Keras)."""
     preset = presets.get(name)
     info = preset.to_dict()
-    info.update(preset.specs())
+    if specs:
+        info.update(preset.specs())
     d = artifact_dir(name)
     info["artifact_dir"] = None if d is None else str(d)
     info["card"] = None if d is None else artifacts.read_card(d)

@@ -64,7 +64,6 @@ def test_recipe_loads_and_overrides():
         (["train.decay_steps=1000", "train.decay_to=1.5"], "decay_to must be <= 1"),
         (["train.image_shift=4"], "set train.feed = \"scenes\""),
         (["train.feed=device", "train.strategy=mirrored"], "default strategy only"),
-        (["model.g_unitz=[8]"], "does not take"),
         (["dataset.train_sise=8"], "the preset's data set spec has"),
         (["preset=rn_nowhere"], "Unknown model 'rn_nowhere'"),
         (["extra=1"], "unknown keys \\['extra'\\]"),
@@ -73,6 +72,13 @@ def test_recipe_loads_and_overrides():
 def test_recipe_errors(overrides, message):
     with pytest.raises(recipes.RecipeError, match=message):
         recipes.load(ROOT / RECIPE, overrides)
+
+
+def test_model_overrides_the_builder_does_not_take_are_refused():
+    recipe = recipes.load(ROOT / RECIPE, ["model.g_unitz=[8]"])  # reading a recipe needs no Keras
+    with pytest.raises(recipes.RecipeError, match="\\['g_unitz'\\], which the builder 'rn_state' does not take"):
+        recipe.check_model()
+    assert recipes.load(ROOT / RECIPE, ["model.g_units=[8]"]).check_model().model["g_units"] == [8]
 
 
 def test_warmup_cosine_schedule_values_and_round_trip():

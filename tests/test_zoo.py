@@ -88,6 +88,10 @@ def test_build_save_card_load_same_outputs(tiny_home):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
     card = relzoo.model_card(TINY)
     assert card["artifact_dir"] == str(home / TINY)
+    assert card["inputs"] == {"objects": {"shape": [4, 3], "dtype": "float32"},
+                              "question": {"shape": [2], "dtype": "float32"}}
+    assert card["outputs"] == {"answer_logits": {"shape": [3], "dtype": "float32"}}
+    assert "inputs" not in relzoo.model_card(TINY, specs=False)
     c = card["card"]
     for key in artifacts.REQUIRED_CARD_KEYS:
         assert key in c
@@ -263,6 +267,7 @@ def test_cli_list_card_verify(tiny_home):
     assert TINY in out.stdout and "ok" in out.stdout
     out = _relzoo_cli("card", TINY, env_home=home)
     assert out.returncode == 0 and json.loads(out.stdout)["card"]["name"] == TINY
+    assert "inputs" not in json.loads(out.stdout)  # the specs come with --specs (they start Keras)
     out = _relzoo_cli("verify", TINY, env_home=home)
     assert out.returncode == 0 and f"{TINY}: ok" in out.stdout
     path = home / TINY / "model.keras"

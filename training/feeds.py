@@ -73,8 +73,9 @@ class Feed:
     def __init__(self, recipe, data, backend):
         self.recipe, self.train, self.data, self.backend = recipe, recipe.train, data, backend
 
-    def check(self):
-        """Raises `ValueError` when the recipe's model or data cannot be fed this way."""
+    @classmethod
+    def check_recipe(cls, recipe):
+        """Raises `RecipeError` when the recipe's model cannot be fed this way (before any data is made)."""
 
     def fit_model(self, model):
         return model
@@ -120,10 +121,11 @@ class SceneFeed(Feed):
 class ObjectBucketFeed(Feed):
     model_kwargs = {"num_objects": None}
 
-    def check(self):
-        if "num_objects" not in inspect.signature(get_builder(self.recipe.builder)).parameters:
+    @classmethod
+    def check_recipe(cls, recipe):
+        if "num_objects" not in inspect.signature(get_builder(recipe.builder)).parameters:
             raise ObjectBucketsError(f"train.feed = \"object_buckets\" needs a model whose builder takes num_objects "
-                                     f"(a state-description model); {self.recipe.builder} does not. Set "
+                                     f"(a state-description model); {recipe.builder} does not. Set "
                                      "train.feed = \"examples\".")
 
     def batches(self, model, start_epoch):
@@ -171,6 +173,5 @@ FEEDS = {"examples": Feed, "scenes": SceneFeed, "object_buckets": ObjectBucketFe
 
 def make_feed(recipe, data, backend):
     """The feed `recipe.train.feed` names, checked against the recipe's model and data."""
-    feed = FEEDS[recipe.train.feed](recipe, data, backend)
-    feed.check()
-    return feed
+    FEEDS[recipe.train.feed].check_recipe(recipe)
+    return FEEDS[recipe.train.feed](recipe, data, backend)

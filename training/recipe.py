@@ -71,6 +71,17 @@ class Recipe:
         finally:
             keras.config.set_dtype_policy(previous)
 
+    def check_model(self):
+        """Refuses `[model]` overrides that the builder does not take (imports the builders and Keras)."""
+        from relzoo.models import get_builder
+
+        accepted = inspect.signature(get_builder(self.builder)).parameters
+        unknown = sorted(set(self.table.get("model", {})) - set(accepted))
+        if unknown:
+            raise RecipeError(f"{self.path}: [model] sets {unknown}, which the builder {self.builder!r} does not "
+                              f"take; it takes {sorted(accepted)}.")
+        return self
+
     def with_values(self, values):
         """The recipe with `{dotted path: value}` set (e.g. a tuner's choices), checked again."""
         table = copy.deepcopy(self.table)
@@ -126,16 +137,10 @@ def apply_overrides(table, overrides):
 
 
 def _model_kwargs(preset, overrides, source):
-    """The preset's builder kwargs with the recipe's `[model]` overrides; unknown names are refused."""
-    from relzoo.models import get_builder
-
+    """The preset's builder kwargs with the recipe's `[model]` overrides (their names are checked by
+    `Recipe.check_model`, which imports the builders, and so Keras)."""
     if not isinstance(overrides, dict):
         raise RecipeError(f"{source}: [model] is a table of the builder's arguments, got {overrides!r}.")
-    accepted = inspect.signature(get_builder(preset.builder)).parameters
-    unknown = sorted(set(overrides) - set(accepted))
-    if unknown:
-        raise RecipeError(f"{source}: [model] sets {unknown}, which the builder {preset.builder!r} does not take; "
-                          f"it takes {sorted(accepted)}.")
     return {**preset.kwargs, **overrides}
 
 

@@ -195,6 +195,7 @@ def main(argv=None):
 
             check_publishable(recipe)
         backend = _configure_backend(args, recipe)
+        _check_model_and_feed(recipe)
         run.write_json(run.root / "recipe.json", recipe.to_dict())
         if args.prepare_scenes or args.prepare_data:
             return _prepare_only(args, recipe, run)
@@ -203,6 +204,13 @@ def main(argv=None):
         prefix = "" if err.exit_code == EXIT_NAN else "error: "
         print(f"train: {prefix}{err}", file=sys.stderr)
         return err.exit_code
+
+
+def _check_model_and_feed(recipe):
+    """The recipe's [model] overrides and its feed against the builder (after Keras is imported)."""
+    from training.feeds import FEEDS
+
+    FEEDS[recipe.train.feed].check_recipe(recipe.check_model())
 
 
 def _fit_devices(recipe, args):

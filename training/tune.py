@@ -167,6 +167,11 @@ def main(argv=None):
     from training.data import load_data
 
     keras.utils.set_random_seed(recipe.seed)
+    try:
+        recipe.check_model()
+    except RecipeError as err:
+        print(f"tune: error: {err}", file=sys.stderr)
+        return 2
     hypermodel = _hypermodel(recipe, space, load_data(recipe.dataset), keras.backend.backend())
     directory = Path(args.dir or ROOT / "runs" / "tune" / f"{recipe.name}_{args.tuner}").resolve()
     common = dict(objective=kt.Objective(objective, _direction(objective)), directory=str(directory.parent),
