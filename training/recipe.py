@@ -158,7 +158,8 @@ def _dataset(preset, overrides, source):
 
 def resolve(table, source="recipe"):
     """A `Recipe` from a recipe table (a TOML file's contents after overrides); checked."""
-    if "builder" in table.get("model", {}) or "kwargs" in table.get("model", {}):
+    model = table.get("model", {})
+    if isinstance(model, dict) and ("builder" in model or "kwargs" in model):
         raise RecipeError(f"{source}: recipes name a preset now (preset = \"NAME\"), and [model] holds only the "
                           "builder arguments that differ from it; [model.builder] and [model.kwargs] are 0.1's "
                           "form. See training/recipe.py.")
