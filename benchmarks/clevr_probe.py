@@ -14,6 +14,11 @@ generates: same seeds and sizes). The same layers with fresh random weights (see
 at its initial statistics) are measured beside them, as the floor a trained encoder should
 beat, with the share of the commonest value of each attribute on the test objects.
 
+For a model whose objects are detected cells (`rn_clevr_detect`), the table has one more row,
+`detected_objects`: the probe reads each object from the row the relation module sees for it
+(the kept row that comes from the object's cell), or from zeros when its cell was not kept, so
+a missed object counts against the row.
+
 A cell can hold more than one object, mostly in deep layers; each object is probed at its own
 cell all the same, so a deep layer scores lower even with perfect features. The probe is a
 softmax layer over standardised features, trained for a fixed number of Adam steps
@@ -90,6 +95,33 @@ def object_features(model, layer_names, images, table, batch_size=100):
     return out
 
 
+def detected_object_features(model, images, table, batch_size=100):
+    """`(M, d)` float32: for each object of `table`, the row the relation sees for it in a model with
+    a `DetectedObjects` layer (`rn_clevr_detect`): the kept row that comes from the object's cell of
+    the `cells` map, or zeros when that cell was not kept (the relation does not see the object)."""
+    import keras
+    import numpy as np
+
+    layer = model.get_layer("detected_objects")
+    sub = keras.Model(model.get_layer("image").output, {"cells": model.get_layer("cells").output,
+                                                        "rows": layer.output[0], "mask": layer.output[1]})
+    scene = table[:, 0].astype(np.int64)
+    out = np.zeros((len(table), layer.output[0].shape[-1]), np.float32)
+    for start in range(0, len(images), batch_size):
+        got = {k: keras.ops.convert_to_numpy(v) for k, v in
+               sub(images[start:start + batch_size].astype(np.float32) / 255.0, training=False).items()}
+        grid = int(round(np.sqrt(got["cells"].shape[1])))
+        kept = np.argsort(-got["cells"][..., 0], axis=1, kind="stable")[:, :layer.max_objects]  # the layer's top k
+        here = np.flatnonzero((scene >= start) & (scene < start + batch_size))
+        cell = (np.minimum((table[here, 1] * grid).astype(np.int64), grid - 1) * grid
+                + np.minimum((table[here, 2] * grid).astype(np.int64), grid - 1))
+        for i, s, c in zip(here, scene[here] - start, cell):
+            slot = np.flatnonzero(kept[s] == c)
+            if len(slot) and got["mask"][s, slot[0]]:
+                out[i] = got["rows"][s, slot[0]]
+    return out
+
+
 def linear_probe(x_fit, y_fit, x_score, y_score, classes, seed=1, steps=PROBE_STEPS):
     """Accuracy on `(x_score, y_score)` of a softmax layer fitted to `(x_fit, y_fit)` (features
     standardised with the fitting set's mean and deviation)."""
@@ -113,6 +145,10 @@ def probe_layers(model, fit, score, steps=PROBE_STEPS):
     classes = {a: len(v) for a, v in attribute_values().items()}
     names = conv_layer_names(model)
     x_fit, x_score = object_features(model, names, *fit), object_features(model, names, *score)
+    if any(layer.name == "detected_objects" for layer in model.layers):
+        names = names + ["detected_objects"]
+        x_fit["detected_objects"] = detected_object_features(model, *fit)
+        x_score["detected_objects"] = detected_object_features(model, *score)
     return {n: {a: linear_probe(x_fit[n], fit[1][:, 3 + k], x_score[n], score[1][:, 3 + k], classes[a], steps=steps)
                 for k, a in enumerate(ATTRIBUTES)} for n in names}
 

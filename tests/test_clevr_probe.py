@@ -60,3 +60,27 @@ def test_probe_layers_on_a_tiny_model_and_split():
     chance = P.majority_share(score[1])
     text = P.format_table({"trained": results, "random": results}, chance)
     assert text.count("conv_1_relu") == 2 and "(commonest value)" in text
+
+
+def test_detected_object_features_are_the_rows_the_relation_sees():
+    from relzoo.layers import DetectedObjects
+
+    # a 4x4 "cells" map read straight off the image: objectness = red channel, the rest from green
+    image = keras.Input((4, 4, 3), name="image")
+    conv = keras.layers.Conv2D(19, 1, use_bias=False, name="readout")
+    x = keras.layers.Reshape((16, 19), name="cells")(conv(image))
+    rows, mask = DetectedObjects(2, groups=(8, 3, 2, 2), num_values=3, threshold=0.5, name="detected_objects")(x)
+    model = keras.Model(image, keras.layers.Flatten()(rows))
+    kernel = np.zeros((1, 1, 3, 19), np.float32)
+    kernel[0, 0, 0, 0] = 1.0  # objectness
+    kernel[0, 0, 1, 1:] = np.arange(1, 19)  # values and logits scale with green
+    conv.set_weights([kernel])
+    images = np.zeros((1, 4, 4, 3), np.uint8)
+    images[0, 1, 2] = (255, 100, 0)  # an object at row 1, column 2
+    images[0, 3, 0] = (200, 50, 0)  # one at row 3, column 0
+    table = np.array([[0, 0.3, 0.6, 0, 0, 0, 0], [0, 0.9, 0.1, 0, 0, 0, 0], [0, 0.0, 0.0, 0, 0, 0, 0]])
+    got = P.detected_object_features(model, images, table)
+    want = np.asarray(DetectedObjects(2, groups=(8, 3, 2, 2), num_values=3, threshold=0.5)(
+        conv(images.astype(np.float32) / 255).numpy().reshape(1, 16, 19))[0])[0]
+    np.testing.assert_allclose(got[:2], want, rtol=1e-5)  # kept in that order: red 255 before 200
+    assert not got[2].any()  # its cell was not kept: the relation does not see it

@@ -70,7 +70,7 @@ def clevr_examples():
             for rep in ("pixels", "state")}
 
 
-@pytest.mark.parametrize("builder", ["rn_clevr_pixels", "rn_clevr_state"])
+@pytest.mark.parametrize("builder", ["rn_clevr_pixels", "rn_clevr_state", "rn_clevr_detect"])
 def test_clevr_builders_shape_fit_and_save(builder, clevr_examples, tmp_path):
     from relzoo.datasets.clevr.features import Vocabulary
 
@@ -79,6 +79,12 @@ def test_clevr_builders_shape_fit_and_save(builder, clevr_examples, tmp_path):
         model = get_builder(builder)(vocab_size, conv_filters=4, conv_layers=5, g_units=(8, 8), f_units=(8,),
                                      lstm_units=8, embedding_dim=4)
         assert tuple(model.get_layer("objects").output.shape) == (None, 16, 6)  # 4x4 cells, 4 channels + (x, y)
+        ex = clevr_examples["pixels"]
+    elif builder == "rn_clevr_detect":
+        model = get_builder(builder)(vocab_size, conv_filters=4, cell_hidden=8, g_units=(8, 8), f_units=(8,),
+                                     lstm_units=8, embedding_dim=4)
+        assert tuple(model.get_layer("cells").output.shape) == (None, 256, 19)  # 16x16 cells
+        assert [tuple(t.shape) for t in model.get_layer("detected_objects").output] == [(None, 10, 18), (None, 10)]
         ex = clevr_examples["pixels"]
     else:
         model = get_builder(builder)(vocab_size, g_units=(8, 8), f_units=(8, 8), lstm_units=8, embedding_dim=4)

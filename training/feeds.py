@@ -3,7 +3,8 @@
     examples        batches of `batch_size` questions drawn at random (tf.data on TensorFlow, numpy
                     `ExampleBatches` elsewhere; a `Stream` of fresh examples as `StreamBatches`)
     scenes          `scenes_per_batch` scenes with all their questions, the image encoder run once
-                    per scene (scene_batches.py), with optional image jitter
+                    per scene (scene_batches.py), with optional image jitter and, with
+                    `train.cell_loss`, per-cell targets (cell_loss.py)
     object_buckets  questions about scenes with one number of objects, cut to it, so that the
                     relation module computes no padded pair (object_buckets.py)
     device          fixed-shape batches with raw pixels, scaled and jittered inside the compiled
@@ -16,11 +17,15 @@ the model itself.
 """
 
 import inspect
+import math
 
+from relzoo.datasets import get_dataset
 from relzoo.datasets.examples import Stream
 from relzoo.models import get_builder
 from training.batches import ExampleBatches, StreamBatches
+from training.cell_loss import cells_output, scene_cell_targets
 from training.device_feed import DeviceBatches, clevr_mirror, device_fed_model
+from training.errors import RecipeError
 from training.object_buckets import ObjectBuckets, ObjectBucketsError
 from training.scene_batches import SceneBatches, scene_grouped_model
 
@@ -103,18 +108,31 @@ class SceneFeed(Feed):
     twin = True
 
     def fit_model(self, model):
-        return scene_grouped_model(model, self.data["train"].scenes)
+        return scene_grouped_model(model, self.data["train"].scenes, cell_loss=self.train.cell_loss)
+
+    def _cell_targets(self, model):
+        if not self.train.cell_loss:
+            return None
+        cells = cells_output(model).shape[1]
+        grid = math.isqrt(cells)
+        if grid * grid != cells:
+            raise RecipeError(f"train.cell_loss: the `cells` layer of {model.name} has {cells} cells, not a square "
+                              "map.")
+        spec, examples = self.recipe.dataset, self.data["train"]
+        count = len(next(iter(examples.scenes.values())))
+        return scene_cell_targets(get_dataset(spec["name"]), spec, "train", count, grid)
 
     def batches(self, model, start_epoch):
         t = self.train
         batches = SceneBatches(self.data["train"], t.scenes_per_batch, seed=self.recipe.seed, shuffle=True,
                                start_epoch=start_epoch, trim=padded_id_inputs(model),
                                trim_multiple=1 if self.backend == "tensorflow" else 8, image_shift=t.image_shift,
-                               image_rotation=t.image_rotation)
+                               image_rotation=t.image_rotation, cell_targets=self._cell_targets(model))
         jitter = (f"; images jittered by up to {t.image_shift} pixels and {t.image_rotation} radians"
                   if t.image_shift or t.image_rotation else "")
+        cells = f"; per-cell loss (weight {t.cell_loss:g}) against the scenes' annotations" if t.cell_loss else ""
         line = (f"scene-grouped batches: {t.scenes_per_batch} scenes with all their questions a batch, "
-                f"{len(batches)} batches an epoch{jitter}.")
+                f"{len(batches)} batches an epoch{jitter}{cells}.")
         return (batches.tf_dataset() if self.backend == "tensorflow" else batches), line
 
 

@@ -61,7 +61,7 @@ def fit_run(recipe, data, strategy, run, verbose, backend):
         model = compiled_model(recipe, **feed.model_kwargs)
         fit_model = compile_for_training(feed.fit_model(model), train) if feed.twin else model
     done = completed_epochs(run.backup)
-    init = warm_start(model, train.init_from, run, done)
+    init = warm_start(model, train.init_from, run, done, train.init_layers)
     if done:
         print(f"train: resuming from the checkpoint in {run.backup}: {done} of {train.epochs} epochs done.", flush=True)
     guard, log, callbacks, validation = _callbacks(recipe, model, feed, data, run, done, backend)

@@ -30,9 +30,21 @@ def compile_for_training(model, train):
     return model
 
 
+def freeze(model, names):
+    """Marks the named layers of `model` not trainable (`train.freeze`); a clear error for a name it lacks."""
+    for name in names or ():
+        try:
+            model.get_layer(name).trainable = False
+        except ValueError:
+            raise ValueError(f"train.freeze: {model.name} has no layer {name!r}; its layers: "
+                             f"{[layer.name for layer in model.layers]}.") from None
+    return model
+
+
 def compiled_model(recipe, **kwargs):
-    """The recipe's model (`kwargs` replace builder arguments), compiled as every run compiles it."""
-    return compile_for_training(recipe.build(**kwargs), recipe.train)
+    """The recipe's model (`kwargs` replace builder arguments; `train.freeze`'s layers not trainable),
+    compiled as every run compiles it."""
+    return compile_for_training(freeze(recipe.build(**kwargs), recipe.train.freeze), recipe.train)
 
 
 def float32_copy(model, recipe, **kwargs):

@@ -30,6 +30,7 @@ import keras
 from relzoo.datasets.examples import Examples, trailing_length
 from training.augment import jitter_images
 from training.batches import EpochBatches
+from training.cell_loss import CELL_TARGETS, CellLoss, cells_output
 from training.errors import RecipeError
 
 SLOT = "scene_slot"  # the extra input: each question's row in the batch's scene arrays
@@ -68,16 +69,19 @@ def _scene_and_question_inputs(model, scene_names):
     return scene_names, [n for n in sorted(inputs) if n not in scene_names]
 
 
-def _split(model, relation, scene_names, per_question):
-    """`(scene encoder, question encoder, readout)`: the parts of `model` before its relation's two
-    inputs and after its output, as models over the same layers."""
+def _split(model, relation, scene_names, per_question, extra):
+    """`(scene encoder, question encoder, readout)`: the parts of `model` before its relation's
+    inputs (the encoder gives a dict: `objects`, `mask` when the relation takes one, and the
+    `extra` tensors) and after its output, as models over the same layers."""
     inputs = model.input
-    objects, question = relation.input if isinstance(relation.input, (list, tuple)) else (relation.input, None)
+    given = list(relation.input) if isinstance(relation.input, (list, tuple)) else [relation.input]
+    objects, question, mask = (given + [None, None])[:3]
     if question is None or any(objects is inputs[n] for n in inputs):
         raise RecipeError(f"train.feed = \"scenes\": {model.name} takes its objects as an input (a state-description "
                          "model) or calls its relation without a question; there is no image encoder to share.")
     try:
-        encoder = keras.Model({n: inputs[n] for n in scene_names}, objects, name=f"{model.name}_scene_encoder")
+        per_scene = {"objects": objects, **({"mask": mask} if mask is not None else {}), **extra}
+        encoder = keras.Model({n: inputs[n] for n in scene_names}, per_scene, name=f"{model.name}_scene_encoder")
         if any(question is inputs[n] for n in per_question):
             name = next(n for n in per_question if question is inputs[n])
             question_encoder = lambda x: x[name]  # noqa: E731  the question is an input as it is
@@ -92,7 +96,7 @@ def _split(model, relation, scene_names, per_question):
     return encoder, question_encoder, readout
 
 
-def scene_grouped_model(model, scene_names):
+def scene_grouped_model(model, scene_names, cell_loss=0.0):
     """A twin of `model` that encodes each scene once and answers every question about it.
 
     Args:
@@ -101,6 +105,8 @@ def scene_grouped_model(model, scene_names):
             (the objects), e.g. `rn_pixels` and `rn_clevr_pixels`.
         scene_names: the names of the per-scene inputs (the keys of `Examples.scenes`, e.g.
             `("image",)`).
+        cell_loss: > 0: the weight of `training.cell_loss.CellLoss` on the output of `model`'s
+            `cells` layer, against an extra input `cell_targets` `(K, cells, 1 + state)`.
 
     Returns:
         A `keras.Model` with inputs: each scene input `(K, ...)` (K scenes), each other input
@@ -114,7 +120,8 @@ def scene_grouped_model(model, scene_names):
     """
     scene_names, per_question = _scene_and_question_inputs(model, scene_names)
     relation = _relation_layer(model)
-    encoder, question_encoder, readout = _split(model, relation, scene_names, per_question)
+    extra = {"cells": cells_output(model)} if cell_loss else {}
+    encoder, question_encoder, readout = _split(model, relation, scene_names, per_question, extra)
 
     def fresh(name):
         spec = model.input[name]
@@ -123,8 +130,15 @@ def scene_grouped_model(model, scene_names):
     scene_in = {n: fresh(n) for n in scene_names}
     question_in = {n: fresh(n) for n in per_question}
     slot = keras.Input((), dtype="int32", name=SLOT)
-    objects = _TakeScenes(name="take_scenes")(encoder(scene_in), slot)  # (B, n, d): each question's scene
-    x = readout(relation(objects, question_encoder(question_in)))
+    encoded = encoder(scene_in)
+    take = _TakeScenes(name="take_scenes")
+    objects = take(encoded["objects"], slot)  # (B, n, d): each question's scene
+    mask = take(encoded["mask"], slot) if "mask" in encoded else None  # (B, n)
+    x = readout(relation(objects, question_encoder(question_in), mask=mask))
+    if cell_loss:
+        targets = keras.Input(tuple(encoded["cells"].shape[1:]), name=CELL_TARGETS)
+        x = CellLoss(cell_loss, name="cell_loss")(encoded["cells"], targets, x)
+        scene_in[CELL_TARGETS] = targets
     return keras.Model({**scene_in, **question_in, SLOT: slot}, x, name=f"{model.name}_scene_grouped")
 
 
@@ -150,7 +164,8 @@ class SceneBatches(EpochBatches):
     cut after the batch's longest row, rounded up to a multiple of `trim_multiple` (see
     `Examples.tf_dataset`). `image_shift` / `image_rotation`: the scene images (`(K, H, W, C)`
     scene arrays) are jittered by `training.augment.jitter_images`, with draws seeded by
-    `(seed, epoch, i)`, so a resumed run sees the images it would have seen. On TensorFlow,
+    `(seed, epoch, i)`, so a resumed run sees the images it would have seen. `cell_targets`: a
+    function of scene ids that gives their `cell_targets` input (`training.cell_loss`). On TensorFlow,
     feed `fit` with `tf_dataset()`: the batches' sizes vary, which Keras's own PyDataset
     adapter, inferring shapes from the first batches, does not allow.
     """
@@ -158,7 +173,7 @@ class SceneBatches(EpochBatches):
     SALT = 29
 
     def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0, trim=(),
-                 trim_multiple=8, image_shift=0, image_rotation=0.0):
+                 trim_multiple=8, image_shift=0, image_rotation=0.0, cell_targets=None):
         super().__init__(seed, shuffle, start_epoch)
         if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
             raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
@@ -166,6 +181,7 @@ class SceneBatches(EpochBatches):
         self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
         self.scenes_per_batch = scenes_per_batch
         self.image_shift, self.image_rotation = image_shift, float(image_rotation)
+        self.cell_targets = cell_targets
         self.scene_ids, self.questions = scene_groups(examples)
         self.order_epoch()
 
@@ -191,6 +207,8 @@ class SceneBatches(EpochBatches):
                 if x[k].ndim == 4:
                     x[k] = jitter_images(x[k], rng, self.image_shift, self.image_rotation)
         x[SLOT] = slot
+        if self.cell_targets is not None:
+            x[CELL_TARGETS] = self.cell_targets(self.scene_ids[groups])
         for k in self.trim:
             x[k] = x[k][:, :trailing_length(x[k], multiple=self.trim_multiple)]
         return x, ex.answers[index]

@@ -58,6 +58,10 @@ class TrainSettings:
     mirror_left_right: bool = setting(False, "feed = device, CLEVR state descriptions: mirror half the scenes, "
                                              "swapping left and right in their questions")
     init_from: str | None = setting(None, "start from these weights: a published zoo name or a .keras path")
+    init_layers: list | None = setting(None, "with init_from: copy only these layers' weights, by name (null: all)")
+    freeze: list | None = setting(None, "layers, by name, whose weights this run does not train")
+    cell_loss: float = setting(0.0, "feed = scenes, a model with a `cells` layer (rn_clevr_detect): weight of the "
+                                    "per-cell loss against the training scenes' annotations (0: off)", minimum=0)
 
     @classmethod
     def from_table(cls, table, dataset=None, source="recipe"):
@@ -150,6 +154,16 @@ RULES = (
      "\"state\")."),
     (lambda t, d: t.feed != "examples" and t.strategy != "default",
      "train.feed = {feed!r} works with the default strategy only, not {strategy}; set train.feed = \"examples\"."),
+    (lambda t, d: t.init_layers is not None and t.init_from is None,
+     "train.init_layers names the layers to copy from train.init_from; set train.init_from too."),
+    (lambda t, d: any(not isinstance(n, str) or not n for n in (t.init_layers or []) + (t.freeze or [])),
+     "train.init_layers and train.freeze are lists of layer names (strings), got {init_layers!r} and {freeze!r}."),
+    (lambda t, d: t.cell_loss and t.feed != "scenes",
+     "train.cell_loss trains the image cells of scene-grouped batches; set train.feed = \"scenes\" (train.feed is "
+     "{feed!r})."),
+    (lambda t, d: t.cell_loss and (t.image_shift or t.image_rotation),
+     "train.cell_loss compares each cell with the object annotated there; a shifted or rotated image would move "
+     "the objects off their cells: set train.image_shift and train.image_rotation to 0."),
     (lambda t, d: t.init_from is not None and t.strategy == "multi_worker",
      "train.init_from works with the default and mirrored strategies, not multi_worker."),
 )

@@ -99,22 +99,41 @@ def load_source(spec):
         raise CheckpointError(f"train.init_from = {spec!r}: {err}") from err
 
 
-def copy_weights(model, source, spec):
-    """Copies every weight of `source` into `model`, refusing architectures that differ."""
-    mine, theirs = model.weights, source.weights
+def _check_shapes(mine, theirs, spec, what="weight"):
     if len(mine) != len(theirs):
-        raise CheckpointError(f"train.init_from = {spec!r}: its model has {len(theirs)} weights, "
+        raise CheckpointError(f"train.init_from = {spec!r}: its {what} has {len(theirs)} weights, "
                               f"the recipe's {len(mine)}; the architectures differ.")
     for a, b in zip(mine, theirs):
         if tuple(a.shape) != tuple(b.shape):
             raise CheckpointError(f"train.init_from = {spec!r}: weight {b.path} has shape {tuple(b.shape)}, "
                                   f"the recipe's {a.path} {tuple(a.shape)}; the architectures differ.")
-    model.set_weights(source.get_weights())
 
 
-def warm_start(model, spec, run, done):
-    """Starts `model` from `train.init_from = spec` in the run folder `run` (`done`: epochs its
-    checkpoint holds); returns the source's record, or None when the recipe has none."""
+def _layer(model, name, spec, whose):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        raise CheckpointError(f"train.init_layers: {whose} ({spec!r}) has no layer {name!r}; its layers: "
+                              f"{[layer.name for layer in model.layers]}.") from None
+
+
+def copy_weights(model, source, spec, layers=None):
+    """Copies every weight of `source` into `model` (or only those of the named `layers`, matched by
+    name), refusing architectures that differ."""
+    if layers is None:
+        _check_shapes(model.weights, source.weights, spec, "model")
+        model.set_weights(source.get_weights())
+        return
+    for name in layers:
+        mine, theirs = _layer(model, name, spec, "the recipe's model"), _layer(source, name, spec, "the source")
+        _check_shapes(mine.weights, theirs.weights, spec, f"layer {name!r}")
+        mine.set_weights(theirs.get_weights())
+
+
+def warm_start(model, spec, run, done, layers=None):
+    """Starts `model` from `train.init_from = spec` (only the named `layers` when given) in the run
+    folder `run` (`done`: epochs its checkpoint holds); returns the source's record, or None when
+    the recipe has none."""
     recorded = json.loads(run.init_record.read_text()) if run.init_record.is_file() else None
     if done:
         began = None if recorded is None else recorded["init_from"]
@@ -127,9 +146,12 @@ def warm_start(model, spec, run, done):
         run.init_record.unlink(missing_ok=True)
         return None
     source, record = load_source(spec)
-    copy_weights(model, source, spec)
+    copy_weights(model, source, spec, layers)
+    if layers is not None:
+        record["layers"] = list(layers)
     tmp = run.init_record.with_name(run.init_record.name + ".partial")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, run.init_record)
-    print(f"train: starting from the weights of {record['file']} (sha256 {record['sha256'][:12]}...).", flush=True)
+    which = "the weights" if layers is None else f"the layers {', '.join(layers)}"
+    print(f"train: starting from {which} of {record['file']} (sha256 {record['sha256'][:12]}...).", flush=True)
     return record

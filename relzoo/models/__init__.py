@@ -5,12 +5,14 @@ builder names that presets refer to onto the functions.
 """
 
 from relzoo.models.rmc import build_lstm_sequence, build_rmc_sequence
-from relzoo.models.rn import build_cnn_mlp, build_rn_clevr_pixels, build_rn_clevr_state, build_rn_pixels, build_rn_state
+from relzoo.models.rn import (build_cnn_mlp, build_rn_clevr_detect, build_rn_clevr_pixels, build_rn_clevr_state,
+                              build_rn_pixels, build_rn_state)
 
 BUILDERS = {
     "rn_state": build_rn_state,
     "rn_pixels": build_rn_pixels,
     "cnn_mlp": build_cnn_mlp,
+    "rn_clevr_detect": build_rn_clevr_detect,
     "rn_clevr_pixels": build_rn_clevr_pixels,
     "rn_clevr_state": build_rn_clevr_state,
     "rmc_sequence": build_rmc_sequence,
@@ -30,6 +32,7 @@ __all__ = [
     "BUILDERS",
     "build_cnn_mlp",
     "build_lstm_sequence",
+    "build_rn_clevr_detect",
     "build_rn_clevr_pixels",
     "build_rn_clevr_state",
     "build_rmc_sequence",

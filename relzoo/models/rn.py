@@ -10,7 +10,7 @@ cuts each batch after its longest question, which changes no answer, since id 0 
 
 import keras
 
-from relzoo.layers import FeatureMapObjects, PairwiseRelation
+from relzoo.layers import DetectedObjects, FeatureMapObjects, PairwiseRelation
 from relzoo.models.blocks import answer_head, conv_stack, question_lstm
 
 
@@ -113,4 +113,48 @@ def build_rn_clevr_state(vocab_size, num_objects=10, object_dim=18, question_len
                        answer_head(relation, f_units, dropout, num_answers), name=name)
 
 
-__all__ = ["build_cnn_mlp", "build_rn_clevr_pixels", "build_rn_clevr_state", "build_rn_pixels", "build_rn_state"]
+CLEVR_GROUPS = (8, 3, 2, 2)  # colours, shapes, materials, sizes: the state description's one-hot blocks
+CLEVR_VALUES = 3  # x, y, z before them
+
+
+def _cell_stem(image, conv_layers, conv_filters, cell_convs, cell_hidden):
+    """Image -> per-cell logits `(batch, h, w, 1 + 3 + 15)`: objectness, 3D position, attribute logits.
+
+    `conv_layers` stride-2 convs (a 16x16 map for 3 on 128x128 images), `cell_convs` stride-1 convs
+    that widen each cell's view, then per cell (with its map coordinates) a hidden ReLU layer and
+    the readout."""
+    x = conv_stack(image, conv_layers, conv_filters)
+    for k in range(cell_convs):
+        x = keras.layers.Conv2D(conv_filters, 3, padding="same", name=f"cell_conv_{k}")(x)
+        x = keras.layers.BatchNormalization(name=f"cell_conv_{k}_bn")(x)
+        x = keras.layers.ReLU(name=f"cell_conv_{k}_relu")(x)
+    x = FeatureMapObjects(name="cell_features")(x)  # (batch, h*w, filters + 2)
+    x = keras.layers.Dense(cell_hidden, activation="relu", name="cell_hidden")(x)
+    return keras.layers.Dense(1 + CLEVR_VALUES + sum(CLEVR_GROUPS), dtype="float32", name="cells")(x)
+
+
+def build_rn_clevr_detect(vocab_size, image_size=128, question_length=None, num_answers=28, embedding_dim=32,
+                          lstm_units=256, conv_layers=3, conv_filters=64, cell_convs=2, cell_hidden=128,
+                          max_objects=10, g_units=(512, 512, 512, 512), f_units=(512, 1024), dropout=0.5,
+                          aggregation="sum", name="rn_clevr"):
+    """A CLEVR pixel RN whose objects are the image cells that hold one, read out as state descriptions.
+
+    `image` `(batch, s, s, 3)` -> convs -> per-cell logits (`cells`: objectness, x, y, z, and
+    colour / shape / material / size logits) -> `DetectedObjects` keeps the `max_objects` cells
+    with the highest objectness as rows `[x, y, z, colour probabilities, ...]` with a mask ->
+    `PairwiseRelation` conditioned on the question LSTM's state -> f. The rows have the form of
+    `build_rn_clevr_state`'s objects, so its relation, LSTM and f (same sizes) read them as they
+    are. The `cells` layer is trained against the training scenes' annotations
+    (`relzoo.datasets.clevr.cells`) beside the answers.
+    """
+    image = keras.Input((image_size, image_size, 3), name="image")
+    question, q = _token_question(question_length, vocab_size, embedding_dim, lstm_units)
+    cells = _cell_stem(image, conv_layers, conv_filters, cell_convs, cell_hidden)
+    objects, mask = DetectedObjects(max_objects, groups=CLEVR_GROUPS, num_values=CLEVR_VALUES,
+                                    name="detected_objects")(cells)
+    relation = _relation(objects, q, g_units, aggregation, mask=mask)
+    return keras.Model({"image": image, "question": question},
+                       answer_head(relation, f_units, dropout, num_answers), name=name)
+
+
+__all__ = ["build_cnn_mlp", "build_rn_clevr_detect", "build_rn_clevr_pixels", "build_rn_clevr_state", "build_rn_pixels", "build_rn_state"]

@@ -1,0 +1,119 @@
+"""train.cell_loss: the per-cell loss, the twin that adds it, and the settings around it."""
+
+import numpy as np
+import pytest
+
+import keras
+from relzoo.datasets.examples import Examples
+from relzoo.models import build_rn_clevr_detect
+from training import cell_loss as C
+from training.errors import RecipeError
+from training.scene_batches import SLOT, SceneBatches, scene_grouped_model
+from training.settings import TrainSettings
+
+
+def _tiny(seed=0):
+    keras.utils.set_random_seed(seed)
+    return build_rn_clevr_detect(12, image_size=8, conv_layers=1, conv_filters=4, cell_convs=1, cell_hidden=8,
+                                 lstm_units=8, embedding_dim=4, max_objects=3, g_units=(8, 8), f_units=(8,),
+                                 dropout=0.0)
+
+
+def _examples(num_scenes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    scene_index = np.repeat(np.arange(num_scenes), 3)
+    question = rng.integers(1, 12, (len(scene_index), 6)).astype("int32")
+    return Examples(inputs={"question": question}, answers=rng.integers(0, 28, len(scene_index)),
+                    scenes={"image": rng.integers(0, 256, (num_scenes, 8, 8, 3), dtype=np.uint8)},
+                    scene_index=scene_index, scale={"image": 1 / 255})
+
+
+def _targets(num_scenes, cells=16, seed=1):
+    """Random per-cell targets `(S, cells, 19)`: a few present cells with one-hot attributes."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((num_scenes, cells, 19), np.float32)
+    for s in range(num_scenes):
+        for k in rng.choice(cells, 3, replace=False):
+            out[s, k, 0], out[s, k, 1:4] = 1.0, rng.uniform(-1, 1, 3)
+            start = 4
+            for size in C.GROUPS:
+                out[s, k, start + rng.integers(size)] = 1.0
+                start += size
+    return out
+
+
+def _numpy_loss(targets, logits):
+    def log_softmax(z):
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    present = targets[..., 0]
+    p = 1 / (1 + np.exp(-logits[..., 0]))
+    bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).mean(-1)
+    per_cell = C.POSITION_WEIGHT * ((targets[..., 1:4] - logits[..., 1:4]) ** 2).sum(-1)
+    start = 4
+    for size in C.GROUPS:
+        per_cell += -(targets[..., start:start + size] * log_softmax(logits[..., start:start + size])).sum(-1)
+        start += size
+    return C.OBJECTNESS_WEIGHT * bce + (per_cell * present).sum(-1) / np.maximum(present.sum(-1), 1)
+
+
+def test_loss_matches_numpy():
+    targets = _targets(3)
+    logits = np.random.default_rng(2).normal(size=targets.shape).astype("float32")
+    np.testing.assert_allclose(np.asarray(C.cell_loss(targets, logits)), _numpy_loss(targets, logits), rtol=1e-5)
+
+
+def test_twin_adds_the_cell_loss_and_trains_the_stem():
+    model = _tiny()
+    twin = scene_grouped_model(model, ["image"], cell_loss=2.0)
+    assert C.CELL_TARGETS in twin.input and {id(w) for w in twin.weights} == {id(w) for w in model.weights}
+    examples = _examples()
+    targets = _targets(4)
+    batches = SceneBatches(examples, 2, cell_targets=lambda ids: targets[ids])
+    x, y = batches[0]
+    assert x[C.CELL_TARGETS].shape == (2, 16, 19)
+    out = twin(x)  # the answers pass through unchanged; the loss is added
+    np.testing.assert_allclose(np.asarray(out), np.asarray(model({"image": x["image"][x[SLOT]],
+                                                                 "question": x["question"]})), rtol=1e-5, atol=1e-5)
+    logits = keras.Model(model.input["image"], model.get_layer("cells").output)(x["image"])
+    want = 2.0 * _numpy_loss(x[C.CELL_TARGETS], np.asarray(logits)).mean()
+    np.testing.assert_allclose(float(twin.losses[0]), want, rtol=1e-4)
+    before = model.get_layer("cells").get_weights()[0].copy()
+    twin.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    twin.fit(batches.tf_dataset(), epochs=1, verbose=0)
+    assert not np.allclose(before, model.get_layer("cells").get_weights()[0])
+
+
+def test_needs_a_cells_layer():
+    from relzoo.models import build_rn_clevr_pixels
+
+    model = build_rn_clevr_pixels(12, image_size=16, conv_layers=2, conv_filters=4, lstm_units=4, g_units=(4,),
+                                  f_units=(4,))
+    with pytest.raises(ValueError, match="needs a model with a `cells` layer"):
+        scene_grouped_model(model, ["image"], cell_loss=1.0)
+
+
+@pytest.mark.parametrize("table, match", [
+    ({"cell_loss": 1.0}, "set train.feed = \"scenes\""),
+    ({"cell_loss": 1.0, "feed": "scenes", "image_shift": 4}, "set train.image_shift and train.image_rotation to 0"),
+    ({"init_layers": ["f_0"]}, "set train.init_from too"),
+    ({"freeze": ["f_0", 3]}, "lists of layer names"),
+    ({"cell_loss": -1.0}, "must be >= 0"),
+])
+def test_settings_refuse_what_cannot_work(table, match):
+    with pytest.raises(RecipeError, match=match):
+        TrainSettings.from_table(table)
+
+
+def test_scene_targets_come_from_the_annotations():
+    from relzoo.datasets.clevr import dataset, scenes
+
+    spec = {"name": "clevr_world", "seed": 0, "train_size": 5}
+    targets = C.scene_cell_targets(dataset, spec, "train", 5, grid=16)(np.array([4, 0]))
+    generated = scenes.generate_scenes(5, 0, "train")
+    assert targets.shape == (2, 256, 19)
+    np.testing.assert_array_equal(targets[:, :, 0].sum(1), [len(generated[4]["objects"]),
+                                                            len(generated[0]["objects"])])
+    with pytest.raises(ValueError, match="has 6 scene arrays but 5 annotated scenes"):
+        C.scene_cell_targets(dataset, spec, "train", 6, grid=16)
