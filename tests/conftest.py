@@ -28,3 +28,15 @@ runpy.run_module("training.train", run_name="__main__")
 @pytest.fixture
 def train_without_tensorflow():
     return _TRAIN_WITHOUT_TENSORFLOW
+
+
+@pytest.fixture(scope="session")
+def clevr_folder(tmp_path_factory):
+    """A CLEVR_v1.0-layout folder written by our generator: train (6 scenes, 4 questions each, seed 21)
+    and val (4 scenes, 5 questions each, seed 22)."""
+    from relzoo.datasets.clevr import dataset
+
+    root = tmp_path_factory.mktemp("clevr") / "CLEVR_v1.0"
+    dataset.save_json(root, "train", 6, seed=21, questions_per_scene=4, workers=1, progress=False)
+    dataset.save_json(root, "validation", 4, seed=22, questions_per_scene=5, workers=1, progress=False)
+    return root

@@ -42,15 +42,6 @@ def _publish(model, home, name):
                                     extra_files={"vocabulary": text.shipped_vocabulary_path(entry.question_vocab)})
 
 
-@pytest.fixture(scope="module")
-def clevr_folder(tmp_path_factory):
-    """A CLEVR_v1.0-layout folder written by our generator: train (6 scenes) and val (4 scenes)."""
-    root = tmp_path_factory.mktemp("clevr") / "CLEVR_v1.0"
-    dataset.save_json(root, "train", 6, seed=21, questions_per_scene=4, workers=1, progress=False)
-    dataset.save_json(root, "validation", 4, seed=22, questions_per_scene=5, workers=1, progress=False)
-    return root
-
-
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv(relzoo.hub.HOME_ENV, str(tmp_path / "home"))

@@ -13,6 +13,7 @@ from relzoo.datasets.examples import Examples
 from relzoo.datasets.splits import SPLITS, load_split
 
 DATASETS = {
+    "clevr_v1": "relzoo.datasets.clevr.folder",  # real CLEVR v1.0 from a local folder (options.root)
     "clevr_world": "relzoo.datasets.clevr.dataset",
     "nearest_object": "relzoo.datasets.nearest_object",
     "nth_farthest": "relzoo.datasets.nth_farthest",

@@ -34,7 +34,9 @@ def load_split(spec, split, renderer=None):
             raise ValueError(f"The dataset {spec['name']!r} renders no images; it takes no renderer "
                              f"(got {renderer!r}).")
         options["renderer"] = renderer
+    if "spec" in inspect.signature(generate).parameters:  # a reader whose splits depend on each other's sizes
+        options["spec"] = spec
     if hasattr(module, "generate_examples"):
-        return generate(spec[key], seed=spec["seed"], split=split, **options)
+        return generate(spec[key], seed=spec.get("seed", 0), split=split, **options)
     inputs, answers = generate(spec[key], seed=spec["seed"], split=split, **options)
     return Examples(inputs=inputs, answers=answers)

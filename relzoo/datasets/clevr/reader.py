@@ -270,8 +270,9 @@ class ClevrFolder:
                 "image_index": np.int32(index),
             }
 
-    def examples(self, split, representation="pixels", limit=None, vocabulary=None):
-        """The first `limit` questions of a split as `Examples` (via `features.to_examples`).
+    def examples(self, split, representation="pixels", limit=None, vocabulary=None, start=0):
+        """The questions `start` to `limit` (the first `limit` by default) of a split as `Examples`
+        (via `features.to_examples`).
 
         Scene arrays are stored once per image, in order of first use: "pixels" ->
         `image` uint8 `(S, 128, 128, 3)` (fed as float32 in [0, 1]); "state" -> `objects`
@@ -289,7 +290,7 @@ class ClevrFolder:
             raise ValueError(f"CLEVR: the state representation needs scenes, and the {split} split has no "
                              f"scenes file ({self.scenes_path(split)}); use the pixels representation")
         vocabulary = self._vocab(vocabulary)
-        questions = self.questions(split)[:limit]
+        questions = self.questions(split)[start:limit]
         unanswered = sum("answer" not in q for q in questions)
         if unanswered:
             why = ("CLEVR's test split has no answers" if split == "test"
