@@ -106,11 +106,17 @@ def test_settings_refuse_what_cannot_work(table, match):
         TrainSettings.from_table(table)
 
 
-def test_scene_targets_come_from_the_annotations():
+def test_scene_targets_come_from_the_annotations(tmp_path, monkeypatch):
     from relzoo.datasets.clevr import dataset, scenes
 
     spec = {"name": "clevr_world", "seed": 0, "train_size": 5}
-    targets = C.scene_cell_targets(dataset, spec, "train", 5, grid=16)(np.array([4, 0]))
+    cache = tmp_path / "cells.npz"
+    targets = C.scene_cell_targets(dataset, spec, "train", 5, grid=16, cache=cache)(np.array([4, 0]))
+    assert cache.is_file()
+    monkeypatch.setattr(dataset, "split_scenes", None)  # the second time, from the cache alone
+    again = C.scene_cell_targets(dataset, spec, "train", 5, grid=16, cache=cache)(np.array([4, 0]))
+    np.testing.assert_array_equal(again, targets)
+    monkeypatch.undo()
     generated = scenes.generate_scenes(5, 0, "train")
     assert targets.shape == (2, 256, 19)
     np.testing.assert_array_equal(targets[:, :, 0].sum(1), [len(generated[4]["objects"]),

@@ -48,6 +48,11 @@ def test_recipe_loads_and_overrides():
     with pytest.warns(FutureWarning, match="train.object_buckets = true is deprecated"):
         r = recipes.load(ROOT / "training/recipes/rn_clevr_state.toml", ["train.object_buckets=true"])
     assert r.train.feed == "object_buckets"
+    cells = recipes.load(ROOT / "training/recipes/rn_clevr_cells.toml")
+    assert cells.train.init_from == "rn_clevr_state" and cells.train.freeze and cells.train.cell_loss == 1.0
+    fresh = recipes.load(ROOT / "training/recipes/rn_clevr_cells.toml",
+                         ["train.init_from=null", "train.init_layers=null", "train.nothing_here=null"])
+    assert fresh.train.init_from is None and fresh.train.init_layers is None and fresh.train.freeze  # defaults
 
 
 @pytest.mark.parametrize(
@@ -658,7 +663,7 @@ def test_recalibration_on_jax_is_jitted_and_equals_the_eager_average():
     script = textwrap.dedent("""
         import numpy as np, keras
         from training import batch_norm, recipe as recipes
-        recipe = recipes.load("training/recipes/rn_clevr.toml", ["model.conv_filters=4",
+        recipe = recipes.load("training/recipes/rn_clevr_grid.toml", ["model.conv_filters=4",
             "model.g_units=[8, 8]", "model.f_units=[8]", "model.lstm_units=8",
             "model.image_size=32", "model.conv_layers=3"])
         from relzoo.datasets.examples import Examples

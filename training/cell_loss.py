@@ -13,6 +13,9 @@ whose centre lies in the cell) and adds
 to the loss. Only the training scenes' annotations are used: what a user of real CLEVR has too.
 """
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 import keras
@@ -70,9 +73,8 @@ class CellLoss(keras.layers.Layer):
         return keras.KerasTensor(answers.shape, dtype=answers.dtype)
 
 
-def scene_cell_targets(module, spec, split, num_scenes, grid):
-    """A function of scene ids that gives their targets `(K, grid * grid, 19)` float32, from the
-    scenes the data set module reports for the split (`module.split_scenes(spec, split)`)."""
+def _annotations(module, spec, split, num_scenes, grid):
+    """`(index (S, grid, grid) int8, states (S, n, 18) float32)` of the split's scenes."""
     from relzoo.datasets.clevr import cells, features
 
     if not hasattr(module, "split_scenes"):
@@ -83,12 +85,35 @@ def scene_cell_targets(module, spec, split, num_scenes, grid):
         raise ValueError(f"train.cell_loss: the {split} split has {num_scenes} scene arrays but {len(scenes)} "
                          "annotated scenes.")
     index, hidden = cells.cell_objects(scenes, grid)
-    states = np.stack([features.scene_state(s)[0] for s in scenes])
     if hidden:
         print(f"train: cell_loss: {hidden} objects share a {grid}x{grid} cell with a nearer one and are not "
               "taught.", flush=True)
+    return index, np.stack([features.scene_state(s)[0] for s in scenes])
+
+
+def scene_cell_targets(module, spec, split, num_scenes, grid, cache=None):
+    """A function of scene ids that gives their targets `(K, grid * grid, 19)` float32, from the
+    scenes the data set module reports for the split (`module.split_scenes(spec, split)`).
+
+    `cache`: an `.npz` path where the annotations are kept once made (scenes of the generated world
+    take minutes to place again); name it after the split's data fingerprint and the grid."""
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as kept:
+            index, states = kept["index"], kept["states"]
+    else:
+        index, states = _annotations(module, spec, split, num_scenes, grid)
+        if cache is not None:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(cache).with_name(Path(cache).name + ".partial.npz")
+            np.savez(tmp, index=index, states=states)
+            os.replace(tmp, cache)
+    if len(index) != num_scenes or index.shape[1:] != (grid, grid):
+        raise ValueError(f"train.cell_loss: annotations of {index.shape} for {num_scenes} scenes on a {grid}x{grid} "
+                         f"grid ({cache}); delete that file to make them again.")
+
+    from relzoo.datasets.clevr.cells import cell_targets
 
     def targets(ids):
-        return cells.cell_targets(index[ids], states[ids]).reshape(len(ids), grid * grid, -1)
+        return cell_targets(index[ids], states[ids]).reshape(len(ids), grid * grid, -1)
 
     return targets

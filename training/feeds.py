@@ -18,12 +18,14 @@ the model itself.
 
 import inspect
 import math
+from pathlib import Path
 
 from relzoo.datasets import get_dataset
 from relzoo.datasets.examples import Stream
 from relzoo.models import get_builder
 from training.batches import ExampleBatches, StreamBatches
 from training.cell_loss import cells_output, scene_cell_targets
+from training.data import fingerprint
 from training.device_feed import DeviceBatches, clevr_mirror, device_fed_model
 from training.errors import RecipeError
 from training.object_buckets import ObjectBuckets, ObjectBucketsError
@@ -75,8 +77,9 @@ class Feed:
     model_kwargs = {}
     twin = False
 
-    def __init__(self, recipe, data, backend):
+    def __init__(self, recipe, data, backend, cache_dir=None):
         self.recipe, self.train, self.data, self.backend = recipe, recipe.train, data, backend
+        self.cache_dir = cache_dir  # where a feed may keep what it derives from the data (the run's data/)
 
     @classmethod
     def check_recipe(cls, recipe):
@@ -120,7 +123,9 @@ class SceneFeed(Feed):
                               "map.")
         spec, examples = self.recipe.dataset, self.data["train"]
         count = len(next(iter(examples.scenes.values())))
-        return scene_cell_targets(get_dataset(spec["name"]), spec, "train", count, grid)
+        cache = None if self.cache_dir is None else \
+            Path(self.cache_dir) / f"cells{grid}-train-{fingerprint(spec, 'train')}.npz"
+        return scene_cell_targets(get_dataset(spec["name"]), spec, "train", count, grid, cache)
 
     def batches(self, model, start_epoch):
         t = self.train
@@ -189,7 +194,7 @@ class DeviceFeed(Feed):
 FEEDS = {"examples": Feed, "scenes": SceneFeed, "object_buckets": ObjectBucketFeed, "device": DeviceFeed}
 
 
-def make_feed(recipe, data, backend):
+def make_feed(recipe, data, backend, cache_dir=None):
     """The feed `recipe.train.feed` names, checked against the recipe's model and data."""
     FEEDS[recipe.train.feed].check_recipe(recipe)
-    return FEEDS[recipe.train.feed](recipe, data, backend)
+    return FEEDS[recipe.train.feed](recipe, data, backend, cache_dir)

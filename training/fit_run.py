@@ -56,7 +56,7 @@ def fit_run(recipe, data, strategy, run, verbose, backend):
     """Trains (or resumes) the run; returns `(model, result)` with the model being published (its
     weights as trained, possibly in mixed precision) and the result the card records."""
     train = recipe.train
-    feed = make_feed(recipe, data, backend)
+    feed = make_feed(recipe, data, backend, run.data)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = compiled_model(recipe, **feed.model_kwargs)
         fit_model = compile_for_training(feed.fit_model(model), train) if feed.twin else model

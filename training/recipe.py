@@ -16,7 +16,8 @@ A variant changes the preset explicitly and is published under its own name:
     train_size = 70000
 
 Overrides on the command line are `dotted.path=value`, the value parsed as TOML
-(`train.epochs=3`, `model.g_units=[32,32]`, `train.strategy=mirrored`). A recipe may also hold
+(`train.epochs=3`, `model.g_units=[32,32]`, `train.strategy=mirrored`); `train.init_from=null`
+removes a setting, so that its default applies. A recipe may also hold
 `[tune]` (training/tune.py's search space) and `notes` (a line for the card).
 """
 
@@ -117,6 +118,15 @@ def set_path(table, dotted, value):
     node[keys[-1]] = value
 
 
+def remove_path(table, dotted):
+    """Removes `table[a][b]...` for `dotted = "a.b..."` (nothing when it is not there)."""
+    node, keys = table, dotted.split(".")
+    for key in keys[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(keys[-1], None)
+
+
 def get_path(table, dotted):
     node = table
     for key in dotted.split("."):
@@ -132,6 +142,9 @@ def apply_overrides(table, overrides):
         if "=" not in item:
             raise RecipeError(f"An override is dotted.path=value, got {item!r}.")
         path, text = item.split("=", 1)
+        if text.strip() == "null":  # TOML has no null: the setting goes, its default applies
+            remove_path(table, path.strip())
+            continue
         set_path(table, path.strip(), parse_value(text.strip()))
     return table
 
