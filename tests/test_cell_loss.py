@@ -49,13 +49,13 @@ def _numpy_loss(targets, logits):
 
     present = targets[..., 0]
     p = 1 / (1 + np.exp(-logits[..., 0]))
-    bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).mean(-1)
+    bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).sum(-1)
     per_cell = C.POSITION_WEIGHT * ((targets[..., 1:4] - logits[..., 1:4]) ** 2).sum(-1)
     start = 4
     for size in C.GROUPS:
         per_cell += -(targets[..., start:start + size] * log_softmax(logits[..., start:start + size])).sum(-1)
         start += size
-    return C.OBJECTNESS_WEIGHT * bce + (per_cell * present).sum(-1) / np.maximum(present.sum(-1), 1)
+    return (bce + (per_cell * present).sum(-1)) / np.maximum(present.sum(-1), 1)
 
 
 def test_loss_matches_numpy():

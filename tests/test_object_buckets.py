@@ -168,7 +168,7 @@ def test_the_trainer_trains_with_buckets_resumes_and_publishes_the_fixed_size_mo
     assert model.input["objects"].shape == (None, 10, 18)  # the recipe's model, not the training twin
     card = json.loads((run / "artifact" / "card.json").read_text())
     assert card["training"]["recipe_values"]["train"]["feed"] == "object_buckets"
-    refused = _train(tmp_path / "pixels", "rn_clevr_grid.toml", "train.image_shift=0", "train.image_rotation=0.0")
+    refused = _train(tmp_path / "pixels", "rn_clevr.toml", "train.image_shift=0", "train.image_rotation=0.0")
     assert refused.returncode == 2 and "builder takes num_objects" in refused.stderr
     mirrored = _train(tmp_path / "mirrored", "rn_clevr_state.toml", "--strategy", "mirrored")
     assert mirrored.returncode == 2 and "default strategy only" in mirrored.stderr

@@ -184,7 +184,7 @@ TRAIN_TINY = ["dataset.train_size=6", "dataset.validation_size=2", "dataset.test
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe,extra", [
     ("rn_clevr_state.toml", []),
-    ("rn_clevr_grid.toml", ["model.conv_filters=8", "train.dtype_policy=float32"]),
+    ("rn_clevr.toml", ["model.conv_filters=8", "train.dtype_policy=float32"]),
 ])
 def test_clevr_recipes_train_and_ship_the_vocabulary(tmp_path, recipe, extra):
     run = tmp_path / "run"
@@ -221,8 +221,8 @@ def _train(recipe, run, *overrides):
 
 
 @pytest.mark.slow
-def test_rn_clevr_recipes_run_on_a_real_clevr_folder(tmp_path, clevr_folder):
-    """rn_clevr's two stages on real CLEVR's layout: only the data set spec changes on the command line
+def test_rn_clevr_detect_recipes_run_on_a_real_clevr_folder(tmp_path, clevr_folder):
+    """rn_clevr_detect's two stages on real CLEVR's layout: only the data set spec changes on the command line
     (a small stem keeps it quick; the reasoning layers are rn_clevr_state's, as in the recipe)."""
     real = ['dataset.name="clevr_v1"', 'dataset.version="1.0"', f'dataset.options.root="{clevr_folder}"',
             "dataset.train_size=6", "dataset.validation_size=2", "dataset.test_size=2", "train.epochs=1",
@@ -236,7 +236,7 @@ def test_rn_clevr_recipes_run_on_a_real_clevr_folder(tmp_path, clevr_folder):
         for a, b in zip(stem.get_layer(name).get_weights(), state.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)
     source = tmp_path / "cells" / "artifact" / "model.keras"
-    second = _train("rn_clevr.toml", tmp_path / "second", *real, f'train.init_from="{source}"')
+    second = _train("rn_clevr_detect.toml", tmp_path / "second", *real, f'train.init_from="{source}"')
     assert second.returncode == 0, second.stderr[-3000:]
     card = artifacts.verify_artifact(tmp_path / "second" / "artifact")
     assert card["dataset"]["name"] == "clevr_v1" and card["training"]["init_from"]["sha256"]

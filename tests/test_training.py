@@ -663,7 +663,7 @@ def test_recalibration_on_jax_is_jitted_and_equals_the_eager_average():
     script = textwrap.dedent("""
         import numpy as np, keras
         from training import batch_norm, recipe as recipes
-        recipe = recipes.load("training/recipes/rn_clevr_grid.toml", ["model.conv_filters=4",
+        recipe = recipes.load("training/recipes/rn_clevr.toml", ["model.conv_filters=4",
             "model.g_units=[8, 8]", "model.f_units=[8]", "model.lstm_units=8",
             "model.image_size=32", "model.conv_layers=3"])
         from relzoo.datasets.examples import Examples

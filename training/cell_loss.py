@@ -6,9 +6,12 @@ answers, the scene-grouped twin (`training/scene_batches.py`) then takes, for ea
 batch, the per-cell targets of `relzoo.datasets.clevr.cells` (`[present, state row]`: the object
 whose centre lies in the cell) and adds
 
-    weight * mean over scenes of [ OBJECTNESS_WEIGHT * mean over cells BCE(present, objectness)
+    weight * mean over scenes of [ sum over cells of BCE(present, objectness) / objects
                                    + sum over the object's cells of (POSITION_WEIGHT * squared error of
                                      the position + cross-entropy of each attribute) / objects ]
+
+(both sums divided by the scene's number of objects, so that a scene's few object cells are not
+drowned by its many empty ones).
 
 to the loss. Only the training scenes' annotations are used: what a user of real CLEVR has too.
 """
@@ -22,7 +25,6 @@ import keras
 from keras import ops
 
 CELL_TARGETS = "cell_targets"  # the twin's extra input
-OBJECTNESS_WEIGHT = 10.0  # the mean over all cells is small beside the per-object terms
 POSITION_WEIGHT = 10.0  # positions are in state units (coordinates / 3): errors of a few hundredths matter
 VALUES, GROUPS = 3, (8, 3, 2, 2)  # x, y, z; colour, shape, material, size
 
@@ -46,14 +48,14 @@ def cell_loss(targets, logits):
     targets, logits = ops.cast(targets, "float32"), ops.cast(logits, "float32")
     present = targets[..., 0]  # (K, n)
     objects = ops.maximum(ops.sum(present, axis=-1), 1.0)  # (K,)
-    found = ops.mean(ops.binary_crossentropy(present, logits[..., 0], from_logits=True), axis=-1)
+    found = ops.sum(ops.binary_crossentropy(present, logits[..., 0], from_logits=True), axis=-1)  # (K,)
     per_cell = POSITION_WEIGHT * ops.sum(ops.square(targets[..., 1:1 + VALUES] - logits[..., 1:1 + VALUES]), -1)
     start = 1 + VALUES
     for size in GROUPS:
         per_cell = per_cell + ops.categorical_crossentropy(targets[..., start:start + size],
                                                            logits[..., start:start + size], from_logits=True)
         start += size
-    return OBJECTNESS_WEIGHT * found + ops.sum(per_cell * present, axis=-1) / objects
+    return (found + ops.sum(per_cell * present, axis=-1)) / objects
 
 
 class CellLoss(keras.layers.Layer):
