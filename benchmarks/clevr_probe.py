@@ -122,6 +122,34 @@ def detected_object_features(model, images, table, batch_size=100):
     return out
 
 
+def detection_summary(model, images, table, batch_size=100):
+    """For a model with a `DetectedObjects` layer: `{recall, precision, exact_count}` of the objects
+    it keeps (a kept row is right when its cell holds an object's centre; `exact_count`: the share
+    of scenes where it keeps as many objects as there are)."""
+    import keras
+    import numpy as np
+
+    layer = model.get_layer("detected_objects")
+    sub = keras.Model(model.get_layer("image").output, {"cells": model.get_layer("cells").output,
+                                                        "mask": layer.output[1]})
+    scene = table[:, 0].astype(np.int64)
+    hits = kept_total = exact = 0
+    for start in range(0, len(images), batch_size):
+        got = {k: keras.ops.convert_to_numpy(v) for k, v in
+               sub(images[start:start + batch_size].astype(np.float32) / 255.0, training=False).items()}
+        grid = int(round(np.sqrt(got["cells"].shape[1])))
+        order = np.argsort(-got["cells"][..., 0], axis=1, kind="stable")[:, :layer.max_objects]
+        for s in range(len(order)):
+            rows = table[scene == start + s]
+            truth = set((np.minimum((rows[:, 1] * grid).astype(np.int64), grid - 1) * grid
+                         + np.minimum((rows[:, 2] * grid).astype(np.int64), grid - 1)).tolist())
+            kept = set(order[s][got["mask"][s]].tolist())
+            hits, kept_total = hits + len(kept & truth), kept_total + len(kept)
+            exact += len(kept) == len(rows)
+    return {"recall": hits / max(len(table), 1), "precision": hits / max(kept_total, 1),
+            "exact_count": exact / max(len(images), 1)}
+
+
 def linear_probe(x_fit, y_fit, x_score, y_score, classes, seed=1, steps=PROBE_STEPS):
     """Accuracy on `(x_score, y_score)` of a softmax layer fitted to `(x_fit, y_fit)` (features
     standardised with the fitting set's mean and deviation)."""
@@ -213,6 +241,10 @@ def main(argv=None):
     results = {"trained": probe_layers(model, fit, score), "random": probe_layers(fresh, fit, score)}
     print("accuracy of a linear probe of each object's attribute from its centre cell, test objects")
     print(format_table(results, majority_share(score[1])))
+    if any(layer.name == "detected_objects" for layer in model.layers):
+        found = detection_summary(model, *score)
+        print(f"detected objects, test scenes: recall {found['recall']:.3f}, precision {found['precision']:.3f}, "
+              f"scenes with the right number of objects {found['exact_count']:.3f}")
     print(f"({time.perf_counter() - t:.0f} s in all)")
     return 0
 

@@ -84,3 +84,5 @@ def test_detected_object_features_are_the_rows_the_relation_sees():
         conv(images.astype(np.float32) / 255).numpy().reshape(1, 16, 19))[0])[0]
     np.testing.assert_allclose(got[:2], want, rtol=1e-5)  # kept in that order: red 255 before 200
     assert not got[2].any()  # its cell was not kept: the relation does not see it
+    found = P.detection_summary(model, images, table)  # 2 of the 3 objects kept, both right
+    assert found == {"recall": 2 / 3, "precision": 1.0, "exact_count": 0.0}
