@@ -95,30 +95,49 @@ def object_features(model, layer_names, images, table, batch_size=100):
     return out
 
 
-def detected_object_features(model, images, table, batch_size=100):
-    """`(M, d)` float32: for each object of `table`, the row the relation sees for it in a model with
-    a `DetectedObjects` layer (`rn_clevr_detect`): the kept row that comes from the object's cell of
-    the `cells` map, or zeros when that cell was not kept (the relation does not see the object)."""
+def _has_detections(model):
+    return any(layer.name == "detected_objects" for layer in model.layers)
+
+
+def _detections(model, images, batch_size=100):
+    """For a model with a `DetectedObjects` layer, batch by batch: `(first scene, rows, mask, kept
+    cells (batch, k) in the layer's order, grid)`."""
     import keras
     import numpy as np
 
     layer = model.get_layer("detected_objects")
     sub = keras.Model(model.get_layer("image").output, {"cells": model.get_layer("cells").output,
                                                         "rows": layer.output[0], "mask": layer.output[1]})
-    scene = table[:, 0].astype(np.int64)
-    out = np.zeros((len(table), layer.output[0].shape[-1]), np.float32)
     for start in range(0, len(images), batch_size):
         got = {k: keras.ops.convert_to_numpy(v) for k, v in
                sub(images[start:start + batch_size].astype(np.float32) / 255.0, training=False).items()}
         grid = int(round(np.sqrt(got["cells"].shape[1])))
         kept = np.argsort(-got["cells"][..., 0], axis=1, kind="stable")[:, :layer.max_objects]  # the layer's top k
-        here = np.flatnonzero((scene >= start) & (scene < start + batch_size))
-        cell = (np.minimum((table[here, 1] * grid).astype(np.int64), grid - 1) * grid
-                + np.minimum((table[here, 2] * grid).astype(np.int64), grid - 1))
-        for i, s, c in zip(here, scene[here] - start, cell):
+        yield start, got["rows"], got["mask"], kept, grid
+
+
+def _object_cells(rows, grid):
+    """The flat cell (row-major on a `grid` x `grid` map) of each `object_table` row's centre."""
+    import numpy as np
+
+    return (np.minimum((rows[:, 1] * grid).astype(np.int64), grid - 1) * grid
+            + np.minimum((rows[:, 2] * grid).astype(np.int64), grid - 1))
+
+
+def detected_object_features(model, images, table, batch_size=100):
+    """`(M, d)` float32: for each object of `table`, the row the relation sees for it in a model with
+    a `DetectedObjects` layer (`rn_clevr_detect`): the kept row that comes from the object's cell of
+    the `cells` map, or zeros when that cell was not kept (the relation does not see the object)."""
+    import numpy as np
+
+    scene = table[:, 0].astype(np.int64)
+    out = np.zeros((len(table), model.get_layer("detected_objects").output[0].shape[-1]), np.float32)
+    for start, rows, mask, kept, grid in _detections(model, images, batch_size):
+        here = np.flatnonzero((scene >= start) & (scene < start + len(rows)))
+        for i, s, c in zip(here, scene[here] - start, _object_cells(table[here], grid)):
             slot = np.flatnonzero(kept[s] == c)
-            if len(slot) and got["mask"][s, slot[0]]:
-                out[i] = got["rows"][s, slot[0]]
+            if len(slot) and mask[s, slot[0]]:
+                out[i] = rows[s, slot[0]]
     return out
 
 
@@ -126,26 +145,17 @@ def detection_summary(model, images, table, batch_size=100):
     """For a model with a `DetectedObjects` layer: `{recall, precision, exact_count}` of the objects
     it keeps (a kept row is right when its cell holds an object's centre; `exact_count`: the share
     of scenes where it keeps as many objects as there are)."""
-    import keras
     import numpy as np
 
-    layer = model.get_layer("detected_objects")
-    sub = keras.Model(model.get_layer("image").output, {"cells": model.get_layer("cells").output,
-                                                        "mask": layer.output[1]})
     scene = table[:, 0].astype(np.int64)
     hits = kept_total = exact = 0
-    for start in range(0, len(images), batch_size):
-        got = {k: keras.ops.convert_to_numpy(v) for k, v in
-               sub(images[start:start + batch_size].astype(np.float32) / 255.0, training=False).items()}
-        grid = int(round(np.sqrt(got["cells"].shape[1])))
-        order = np.argsort(-got["cells"][..., 0], axis=1, kind="stable")[:, :layer.max_objects]
-        for s in range(len(order)):
-            rows = table[scene == start + s]
-            truth = set((np.minimum((rows[:, 1] * grid).astype(np.int64), grid - 1) * grid
-                         + np.minimum((rows[:, 2] * grid).astype(np.int64), grid - 1)).tolist())
-            kept = set(order[s][got["mask"][s]].tolist())
-            hits, kept_total = hits + len(kept & truth), kept_total + len(kept)
-            exact += len(kept) == len(rows)
+    for start, _, mask, kept, grid in _detections(model, images, batch_size):
+        for s in range(len(kept)):
+            objects = table[scene == start + s]
+            found = set(kept[s][mask[s]].tolist())
+            hits += len(found & set(_object_cells(objects, grid).tolist()))
+            kept_total += len(found)
+            exact += len(found) == len(objects)
     return {"recall": hits / max(len(table), 1), "precision": hits / max(kept_total, 1),
             "exact_count": exact / max(len(images), 1)}
 
@@ -173,7 +183,7 @@ def probe_layers(model, fit, score, steps=PROBE_STEPS):
     classes = {a: len(v) for a, v in attribute_values().items()}
     names = conv_layer_names(model)
     x_fit, x_score = object_features(model, names, *fit), object_features(model, names, *score)
-    if any(layer.name == "detected_objects" for layer in model.layers):
+    if _has_detections(model):
         names = names + ["detected_objects"]
         x_fit["detected_objects"] = detected_object_features(model, *fit)
         x_score["detected_objects"] = detected_object_features(model, *score)
@@ -241,7 +251,7 @@ def main(argv=None):
     results = {"trained": probe_layers(model, fit, score), "random": probe_layers(fresh, fit, score)}
     print("accuracy of a linear probe of each object's attribute from its centre cell, test objects")
     print(format_table(results, majority_share(score[1])))
-    if any(layer.name == "detected_objects" for layer in model.layers):
+    if _has_detections(model):
         found = detection_summary(model, *score)
         print(f"detected objects, test scenes: recall {found['recall']:.3f}, precision {found['precision']:.3f}, "
               f"scenes with the right number of objects {found['exact_count']:.3f}")

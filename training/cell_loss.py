@@ -10,10 +10,8 @@ whose centre lies in the cell) and adds
                                    + sum over the object's cells of (POSITION_WEIGHT * squared error of
                                      the position + cross-entropy of each attribute) / objects ]
 
-(both sums divided by the scene's number of objects, so that a scene's few object cells are not
-drowned by its many empty ones).
-
-to the loss. Only the training scenes' annotations are used: what a user of real CLEVR has too.
+to the loss (both sums divided by the scene's number of objects, so that a scene's few object
+cells are not drowned by its many empty ones). Only the training scenes' annotations are used: what a user of real CLEVR has too.
 """
 
 import os
@@ -24,9 +22,11 @@ import numpy as np
 import keras
 from keras import ops
 
+from relzoo.models.rn import CLEVR_GROUPS, CLEVR_VALUES
+
 CELL_TARGETS = "cell_targets"  # the twin's extra input
 POSITION_WEIGHT = 10.0  # positions are in state units (coordinates / 3): errors of a few hundredths matter
-VALUES, GROUPS = 3, (8, 3, 2, 2)  # x, y, z; colour, shape, material, size
+VALUES, GROUPS = CLEVR_VALUES, CLEVR_GROUPS  # x, y, z; colour, shape, material, size: the builder's readout
 
 
 def cells_output(model):
