@@ -232,9 +232,10 @@ def _evaluate(sub):
                                         "(the cards' numbers), or on a real data set folder (--data)")
     p.add_argument("name")
     p.add_argument("--split", choices=("test", "validation", "train", "val"),
-                   help="default: test (the generated data set); validation with --data")
-    p.add_argument("--data", help="a local copy of the real data set instead (CLEVR_v1.0 or its parent folder, "
-                                  "for the CLEVR models), e.g. --data ~/data/CLEVR_v1.0")
+                   help="default: test (the generated data set); with --data, CLEVR's val or the pickle's test")
+    p.add_argument("--data", help="a local copy of the real data instead: CLEVR_v1.0 or its parent folder for the "
+                                  "CLEVR models (--data ~/data/CLEVR_v1.0), the public generator's pickle for the "
+                                  "Sort-of-CLEVR pixel models (--data data/sort-of-clevr.pickle)")
     p.add_argument("--limit", type=int, help="with --data: only the first N questions")
     p.add_argument("--json", action="store_true", help="print the metrics record as JSON (the table goes to stderr)")
     p.add_argument("--weights", help="a .keras file instead of the published artifact")

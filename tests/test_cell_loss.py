@@ -36,7 +36,7 @@ def _targets(num_scenes, cells=16, seed=1):
         for k in rng.choice(cells, 3, replace=False):
             out[s, k, 0], out[s, k, 1:4] = 1.0, rng.uniform(-1, 1, 3)
             start = 4
-            for size in C.GROUPS:
+            for size in C.CLEVR_READOUT.groups:
                 out[s, k, start + rng.integers(size)] = 1.0
                 start += size
     return out
@@ -52,7 +52,7 @@ def _numpy_loss(targets, logits):
     bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).sum(-1)
     per_cell = C.POSITION_WEIGHT * ((targets[..., 1:4] - logits[..., 1:4]) ** 2).sum(-1)
     start = 4
-    for size in C.GROUPS:
+    for size in C.CLEVR_READOUT.groups:
         per_cell += -(targets[..., start:start + size] * log_softmax(logits[..., start:start + size])).sum(-1)
         start += size
     return (bce + (per_cell * present).sum(-1)) / np.maximum(present.sum(-1), 1)
@@ -85,13 +85,66 @@ def test_twin_adds_the_cell_loss_and_trains_the_stem():
     assert not np.allclose(before, model.get_layer("cells").get_weights()[0])
 
 
-def test_needs_a_cells_layer():
-    from relzoo.models import build_rn_clevr_pixels
+def _numpy_slotted_loss(targets, logits, readout):
+    """The loss of a slotted readout: the one-slot loss over every (cell, slot) of a scene."""
+    k = len(targets)
+    t, z = targets.reshape(k, -1, readout.slot_width), logits.reshape(k, -1, readout.slot_width)
 
-    model = build_rn_clevr_pixels(12, image_size=16, conv_layers=2, conv_filters=4, lstm_units=4, g_units=(4,),
-                                  f_units=(4,))
-    with pytest.raises(ValueError, match="needs a model with a `cells` layer"):
-        scene_grouped_model(model, ["image"], cell_loss=1.0)
+    def log_softmax(v):
+        v = v - v.max(-1, keepdims=True)
+        return v - np.log(np.exp(v).sum(-1, keepdims=True))
+
+    present = t[..., 0]
+    p = 1 / (1 + np.exp(-z[..., 0]))
+    bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).sum(-1)
+    v = 1 + readout.values
+    per = C.POSITION_WEIGHT * ((t[..., 1:v] - z[..., 1:v]) ** 2).sum(-1)
+    for size in readout.groups:
+        per += -(t[..., v:v + size] * log_softmax(z[..., v:v + size])).sum(-1)
+        v += size
+    return (bce + (per * present).sum(-1)) / np.maximum(present.sum(-1), 1)
+
+
+def test_slotted_loss_matches_numpy():
+    from relzoo.datasets import sort_of_clevr
+
+    readout = C.readout_of(sort_of_clevr)
+    assert (readout.slots, readout.values, readout.groups, readout.width) == (6, 2, (2,), 30)
+    spec = {"seed": 4, "test_size": 3}
+    targets = sort_of_clevr.cell_annotations(spec, "test", 5)  # (3, 25, 30)
+    logits = np.random.default_rng(5).normal(size=targets.shape).astype("float32")
+    got = np.asarray(C.cell_loss(targets, logits, readout))
+    np.testing.assert_allclose(got, _numpy_slotted_loss(targets, logits, readout), rtol=1e-5)
+    assert C.readout_of(object()) == C.CLEVR_READOUT
+
+
+def test_a_model_without_cells_gets_a_training_head():
+    """rn_pixels has no `cells` layer: the twin puts a Dense head on the relation's objects."""
+    from relzoo.datasets import sort_of_clevr
+    from relzoo.models import build_rn_pixels
+
+    keras.utils.set_random_seed(3)
+    model = build_rn_pixels(conv_filters=4, g_units=[8, 8], f_units=[8], name="rn_sort_of_clevr")
+    readout = C.readout_of(sort_of_clevr)
+    twin = scene_grouped_model(model, ["image"], cell_loss=0.5, cell_readout=readout)
+    head = twin.get_layer(C.HEAD)
+    assert {id(w) for w in model.weights} < {id(w) for w in twin.weights}
+    assert C.HEAD not in [layer.name for layer in model.layers]  # the published model has no head
+    data = sort_of_clevr.generate_examples(2, seed=1, split="test")
+    targets = sort_of_clevr.cell_annotations({"seed": 1, "test_size": 2}, "test", 5)
+    x, _ = SceneBatches(data, 2, cell_targets=lambda ids: targets[ids])[0]
+    twin(x)
+    objects = keras.Model(model.input, model.get_layer("relation").input[0])(
+        {"image": x["image"], "question": x["question"][:2]})  # (2, 25, d): the scenes' objects
+    want = 0.5 * _numpy_slotted_loss(x[C.CELL_TARGETS], np.asarray(head(objects)), readout).mean()
+    np.testing.assert_allclose(float(twin.losses[0]), want, rtol=1e-4)
+
+
+def test_a_cells_layer_of_the_wrong_width_is_refused():
+    from relzoo.datasets import sort_of_clevr
+
+    with pytest.raises(ValueError, match=r"expected \(batch, cells, 30\) for the data's annotations"):
+        scene_grouped_model(_tiny(), ["image"], cell_loss=1.0, cell_readout=C.readout_of(sort_of_clevr))
 
 
 @pytest.mark.parametrize("table, match", [
@@ -123,3 +176,13 @@ def test_scene_targets_come_from_the_annotations(tmp_path, monkeypatch):
                                                             len(generated[0]["objects"])])
     with pytest.raises(ValueError, match="has 6 scene arrays but 5 annotated scenes"):
         C.scene_cell_targets(dataset, spec, "train", 6, grid=16)
+
+
+def test_scene_targets_from_a_modules_cell_annotations():
+    from relzoo.datasets import sort_of_clevr
+
+    spec = {"name": "sort_of_clevr", "seed": 2, "train_size": 4}
+    targets = C.scene_cell_targets(sort_of_clevr, spec, "train", 4, grid=5)(np.array([3, 1]))
+    np.testing.assert_array_equal(targets, sort_of_clevr.cell_annotations(spec, "train", 5)[[3, 1]])
+    with pytest.raises(ValueError, match="has 5 scene arrays but 4 annotated scenes"):
+        C.scene_cell_targets(sort_of_clevr, spec, "train", 5, grid=5)

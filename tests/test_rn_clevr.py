@@ -148,7 +148,7 @@ def test_evaluate_on_a_real_clevr_folder_per_category(home, clevr_folder):
 
 def test_evaluate_data_refuses_other_models():
     with pytest.raises(ValueError, match="--data reads"):
-        evaluate("rn_sort_of_clevr", data="/nonexistent", weights=None)
+        evaluate("rn_nearest_object", data="/nonexistent", weights=None)
 
 
 # ----------------------------------------------------------------- fine-tuning

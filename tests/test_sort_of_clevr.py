@@ -167,3 +167,29 @@ def test_tfds_builder_builds_offline_and_matches_the_generator(tmp_path):
         np.testing.assert_array_equal(ex["objects"], want["objects"][i])
     builder = tfds.builder("sort_of_clevr/tiny", data_dir=str(tmp_path))
     assert builder.info.splits["train"].num_examples == 16 and builder.info.splits["validation"].num_examples == 4
+
+
+def test_cell_targets_match_a_loop_over_objects():
+    """Each object lands in the cell of its centre, in its colour's slot, with its offset and shape."""
+    grid = 5
+    spec = {"seed": 0, "test_size": 6}
+    centres, shapes = soc.split_layouts(spec, "test")
+    full = soc.generate_scenes(6, seed=0, split="test")
+    np.testing.assert_array_equal(centres, full["centre"])
+    np.testing.assert_array_equal(shapes, full["shape"])
+    got = soc.cell_targets(centres, shapes, grid)
+    want = np.zeros((6, grid, grid, 6, 5), np.float32)
+    for s in range(6):
+        for k in range(6):
+            x, y = (centres[s, k] + 0.5) * grid / 75.0
+            col, row = int(x), int(y)
+            want[s, row, col, k, :3] = 1.0, x - col - 0.5, y - row - 0.5
+            want[s, row, col, k, 3 + shapes[s, k]] = 1.0
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert got[..., 0].sum() == 36 and np.abs(got[..., 1:3]).max() < 0.5
+    flat = soc.cell_annotations(spec, "test", grid)
+    np.testing.assert_array_equal(flat, got.reshape(6, 25, 30))
+    with pytest.raises(ValueError, match=r"expected centres \(S, 6, 2\)"):
+        soc.cell_targets(centres[:, :5], shapes, grid)
+    with pytest.raises(ValueError, match="grid must be a positive int"):
+        soc.cell_targets(centres, shapes, 0)

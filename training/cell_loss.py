@@ -1,19 +1,27 @@
 """`train.cell_loss`: teach each image cell what it holds, from the training scenes' annotations.
 
-A model with a `cells` layer (`relzoo.models.rn.build_rn_clevr_detect`) gives every cell of its
-image map an objectness logit, the 3D position and the attribute logits of an object. Beside the
-answers, the scene-grouped twin (`training/scene_batches.py`) then takes, for each scene of the
-batch, the per-cell targets of `relzoo.datasets.clevr.cells` (`[present, state row]`: the object
-whose centre lies in the cell) and adds
+Every cell of a pixel model's object grid predicts, per slot, a presence logit, a few values (a
+position) and the logits of some one-hot groups (attributes): the `Readout`. Two sources:
 
-    weight * mean over scenes of [ sum over cells of BCE(present, objectness) / objects
-                                   + sum over the object's cells of (POSITION_WEIGHT * squared error of
-                                     the position + cross-entropy of each attribute) / objects ]
+- CLEVR (one slot: 3D position; colour, shape, material, size): the object whose centre lies in the
+  cell (`relzoo.datasets.clevr.cells`, from the scenes `split_scenes` gives). A model with a `cells`
+  layer (`relzoo.models.rn.build_rn_clevr_detect`) predicts them itself.
+- a data set module with `CELL_READOUT` and `cell_annotations(spec, split, grid)` (Sort-of-CLEVR:
+  one slot per colour, each with the centre's offset in the cell and the shape).
 
-to the loss (both sums divided by the scene's number of objects, so that a scene's few object
-cells are not drowned by its many empty ones). Only the training scenes' annotations are used: what a user of real CLEVR has too.
+A model without a `cells` layer (`rn_pixels`, `rn_clevr_pixels`) gets, in the scene-grouped twin
+only (`training/scene_batches.py`), a `Dense` head `cell_readout` on the objects its relation sees:
+the loss then shapes those objects, and the published model is unchanged. The loss added is
+
+    weight * mean over scenes of [ sum over cells and slots of BCE(present, presence logit)
+                                   + sum over present slots of (POSITION_WEIGHT * squared error of
+                                     the values + cross-entropy of each group) ] / objects
+
+(divided by the scene's number of objects, so that a scene's few object cells are not drowned by its
+many empty ones). Only the training scenes' annotations are used: what a user of real CLEVR has too.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -25,37 +33,69 @@ from keras import ops
 from relzoo.models.rn import CLEVR_GROUPS, CLEVR_VALUES
 
 CELL_TARGETS = "cell_targets"  # the twin's extra input
+HEAD = "cell_readout"  # the twin's head, for a model without a `cells` layer
 POSITION_WEIGHT = 10.0  # positions are in state units (coordinates / 3): errors of a few hundredths matter
-VALUES, GROUPS = CLEVR_VALUES, CLEVR_GROUPS  # x, y, z; colour, shape, material, size: the builder's readout
 
 
-def cells_output(model):
-    """The output of `model`'s `cells` layer, `(batch, cells, 1 + 3 + 15)`; a clear error without one."""
+@dataclasses.dataclass(frozen=True)
+class Readout:
+    """What each cell predicts: `slots` x `[presence, values..., group logits...]`."""
+
+    slots: int = 1
+    values: int = CLEVR_VALUES
+    groups: tuple = CLEVR_GROUPS
+
+    @property
+    def slot_width(self):
+        return 1 + self.values + sum(self.groups)
+
+    @property
+    def width(self):
+        return self.slots * self.slot_width
+
+
+CLEVR_READOUT = Readout()  # x, y, z; colour, shape, material, size: rn_clevr_detect's `cells` layer
+
+
+def readout_of(module):
+    """The `Readout` of a data set module: its `CELL_READOUT`, else CLEVR's."""
+    given = getattr(module, "CELL_READOUT", None)
+    return CLEVR_READOUT if given is None else Readout(given["slots"], given["values"], tuple(given["groups"]))
+
+
+def cells_output(model, readout=CLEVR_READOUT):
+    """The output of `model`'s `cells` layer, `(batch, cells, readout.width)`, or None without one."""
     try:
         layer = model.get_layer("cells")
     except ValueError:
-        raise ValueError(f"train.cell_loss needs a model with a `cells` layer (builder rn_clevr_detect); "
-                         f"{model.name} has none.") from None
-    width = 1 + VALUES + sum(GROUPS)
-    if len(layer.output.shape) != 3 or layer.output.shape[-1] != width:
+        return None
+    if len(layer.output.shape) != 3 or layer.output.shape[-1] != readout.width:
         raise ValueError(f"train.cell_loss: the `cells` layer of {model.name} gives {tuple(layer.output.shape)}; "
-                         f"expected (batch, cells, {width}).")
+                         f"expected (batch, cells, {readout.width}) for the data's annotations.")
     return layer.output
 
 
-def cell_loss(targets, logits):
-    """Per-scene loss `(K,)` of the cell logits `(K, n, 19)` against the targets `(K, n, 19)`."""
+def cell_head(readout):
+    """The twin's training-only head on the relation's objects `(K, n, d)` -> `(K, n, readout.width)`."""
+    return keras.layers.Dense(readout.width, dtype="float32", name=HEAD)
+
+
+def cell_loss(targets, logits, readout=CLEVR_READOUT):
+    """Per-scene loss `(K,)` of the cell logits `(K, n, width)` against the targets `(K, n, width)`."""
     targets, logits = ops.cast(targets, "float32"), ops.cast(logits, "float32")
-    present = targets[..., 0]  # (K, n)
+    shape = (ops.shape(targets)[0], -1, readout.slot_width)
+    targets, logits = ops.reshape(targets, shape), ops.reshape(logits, shape)  # (K, n * slots, slot_width)
+    present = targets[..., 0]  # (K, n * slots)
     objects = ops.maximum(ops.sum(present, axis=-1), 1.0)  # (K,)
     found = ops.sum(ops.binary_crossentropy(present, logits[..., 0], from_logits=True), axis=-1)  # (K,)
-    per_cell = POSITION_WEIGHT * ops.sum(ops.square(targets[..., 1:1 + VALUES] - logits[..., 1:1 + VALUES]), -1)
-    start = 1 + VALUES
-    for size in GROUPS:
-        per_cell = per_cell + ops.categorical_crossentropy(targets[..., start:start + size],
+    values = slice(1, 1 + readout.values)
+    per_slot = POSITION_WEIGHT * ops.sum(ops.square(targets[..., values] - logits[..., values]), -1)
+    start = 1 + readout.values
+    for size in readout.groups:
+        per_slot = per_slot + ops.categorical_crossentropy(targets[..., start:start + size],
                                                            logits[..., start:start + size], from_logits=True)
         start += size
-    return (found + ops.sum(per_cell * present, axis=-1)) / objects
+    return (found + ops.sum(per_slot * present, axis=-1)) / objects
 
 
 class CellLoss(keras.layers.Layer):
@@ -63,12 +103,13 @@ class CellLoss(keras.layers.Layer):
 
     Training only (inside the scene-grouped twin); never saved in an artifact."""
 
-    def __init__(self, weight, **kwargs):
+    def __init__(self, weight, readout=CLEVR_READOUT, **kwargs):
         super().__init__(**kwargs)
         self.weight = float(weight)
+        self.readout = readout
 
     def call(self, cells, targets, answers):
-        self.add_loss(self.weight * ops.mean(cell_loss(targets, cells)))
+        self.add_loss(self.weight * ops.mean(cell_loss(targets, cells, self.readout)))
         return answers
 
     def compute_output_spec(self, cells, targets, answers):
@@ -94,11 +135,18 @@ def _annotations(module, spec, split, num_scenes, grid):
 
 
 def scene_cell_targets(module, spec, split, num_scenes, grid, cache=None):
-    """A function of scene ids that gives their targets `(K, grid * grid, 19)` float32, from the
-    scenes the data set module reports for the split (`module.split_scenes(spec, split)`).
+    """A function of scene ids that gives their targets `(K, grid * grid, width)` float32: from the
+    data set module's `cell_annotations(spec, split, grid)` when it has one, else (CLEVR, width 19)
+    from the scenes it reports for the split (`module.split_scenes(spec, split)`).
 
     `cache`: an `.npz` path where the annotations are kept once made (scenes of the generated world
     take minutes to place again); name it after the split's data fingerprint and the grid."""
+    if hasattr(module, "cell_annotations"):  # made again in moments: no cache
+        made = np.asarray(module.cell_annotations(spec, split, grid), np.float32)
+        if len(made) != num_scenes:
+            raise ValueError(f"train.cell_loss: the {split} split has {num_scenes} scene arrays but {len(made)} "
+                             "annotated scenes.")
+        return lambda ids: made[ids]
     if cache is not None and Path(cache).is_file():
         with np.load(cache) as kept:
             index, states = kept["index"], kept["states"]

@@ -24,12 +24,12 @@ from relzoo.datasets import get_dataset
 from relzoo.datasets.examples import Stream
 from relzoo.models import get_builder
 from training.batches import ExampleBatches, StreamBatches
-from training.cell_loss import cells_output, scene_cell_targets
+from training.cell_loss import cells_output, readout_of, scene_cell_targets
 from training.data import fingerprint
 from training.device_feed import DeviceBatches, clevr_mirror, device_fed_model
 from training.errors import RecipeError
 from training.object_buckets import ObjectBuckets, ObjectBucketsError
-from training.scene_batches import SceneBatches, scene_grouped_model
+from training.scene_batches import SceneBatches, relation_layer, scene_grouped_model
 
 
 def padded_id_inputs(model):
@@ -111,21 +111,25 @@ class SceneFeed(Feed):
     twin = True
 
     def fit_model(self, model):
-        return scene_grouped_model(model, self.data["train"].scenes, cell_loss=self.train.cell_loss)
+        readout = readout_of(get_dataset(self.recipe.dataset["name"]))
+        return scene_grouped_model(model, self.data["train"].scenes, cell_loss=self.train.cell_loss,
+                                   cell_readout=readout)
 
     def _cell_targets(self, model):
         if not self.train.cell_loss:
             return None
-        cells = cells_output(model).shape[1]
-        grid = math.isqrt(cells)
-        if grid * grid != cells:
-            raise RecipeError(f"train.cell_loss: the `cells` layer of {model.name} has {cells} cells, not a square "
-                              "map.")
-        spec, examples = self.recipe.dataset, self.data["train"]
-        count = len(next(iter(examples.scenes.values())))
+        module, spec = get_dataset(self.recipe.dataset["name"]), self.recipe.dataset
+        cells = cells_output(model, readout_of(module))
+        where = "`cells` layer" if cells is not None else "relation's objects"
+        count = (cells if cells is not None else relation_layer(model).input[0]).shape[1]
+        grid = math.isqrt(count)
+        if grid * grid != count:
+            raise RecipeError(f"train.cell_loss: the {where} of {model.name} are {count} cells, not a square map.")
+        examples = self.data["train"]
+        scenes = len(next(iter(examples.scenes.values())))
         cache = None if self.cache_dir is None else \
             Path(self.cache_dir) / f"cells{grid}-train-{fingerprint(spec, 'train')}.npz"
-        return scene_cell_targets(get_dataset(spec["name"]), spec, "train", count, grid, cache)
+        return scene_cell_targets(module, spec, "train", scenes, grid, cache)
 
     def batches(self, model, start_epoch):
         t = self.train

@@ -30,7 +30,7 @@ import keras
 from relzoo.datasets.examples import Examples, trailing_length
 from training.augment import jitter_images
 from training.batches import EpochBatches
-from training.cell_loss import CELL_TARGETS, CellLoss, cells_output
+from training.cell_loss import CELL_TARGETS, CLEVR_READOUT, CellLoss, cell_head, cells_output
 from training.errors import RecipeError
 
 SLOT = "scene_slot"  # the extra input: each question's row in the batch's scene arrays
@@ -45,7 +45,7 @@ class _TakeScenes(keras.layers.Layer):
         return keras.ops.take(objects, slot, axis=0)
 
 
-def _relation_layer(model):
+def relation_layer(model):
     from relzoo.layers import PairwiseRelation
 
     found = [layer for layer in model.layers if isinstance(layer, PairwiseRelation)]
@@ -96,7 +96,7 @@ def _split(model, relation, scene_names, per_question, extra):
     return encoder, question_encoder, readout
 
 
-def scene_grouped_model(model, scene_names, cell_loss=0.0):
+def scene_grouped_model(model, scene_names, cell_loss=0.0, cell_readout=CLEVR_READOUT):
     """A twin of `model` that encodes each scene once and answers every question about it.
 
     Args:
@@ -106,21 +106,24 @@ def scene_grouped_model(model, scene_names, cell_loss=0.0):
         scene_names: the names of the per-scene inputs (the keys of `Examples.scenes`, e.g.
             `("image",)`).
         cell_loss: > 0: the weight of `training.cell_loss.CellLoss` on the output of `model`'s
-            `cells` layer, against an extra input `cell_targets` `(K, cells, 1 + state)`.
+            `cells` layer, or without one of a training-only `Dense` head (`cell_readout`) on the
+            objects the relation sees, against an extra input `cell_targets` `(K, cells, width)`.
+        cell_readout: what each cell predicts (`training.cell_loss.Readout`; CLEVR's by default).
 
     Returns:
         A `keras.Model` with inputs: each scene input `(K, ...)` (K scenes), each other input
         `(B, ...)` (B questions) and `scene_slot` int32 `(B,)` (the row of each question's
         scene, 0 <= slot < K); output `(B, num_answers)`, as `model`'s. It calls `model`'s own
-        layers: training it trains `model`.
+        layers (and, with a `cell_readout` head, that head's too): training it trains `model`.
 
     Raises:
         ValueError: when `model` does not have that structure (a state-description model,
             whose objects are an input, has nothing to share: train it with plain batches).
     """
     scene_names, per_question = _scene_and_question_inputs(model, scene_names)
-    relation = _relation_layer(model)
-    extra = {"cells": cells_output(model)} if cell_loss else {}
+    relation = relation_layer(model)
+    cells = cells_output(model, cell_readout) if cell_loss else None
+    extra = {"cells": cells} if cells is not None else {}
     encoder, question_encoder, readout = _split(model, relation, scene_names, per_question, extra)
 
     def fresh(name):
@@ -136,8 +139,9 @@ def scene_grouped_model(model, scene_names, cell_loss=0.0):
     mask = take(encoded["mask"], slot) if "mask" in encoded else None  # (B, n)
     x = readout(relation(objects, question_encoder(question_in), mask=mask))
     if cell_loss:
-        targets = keras.Input(tuple(encoded["cells"].shape[1:]), name=CELL_TARGETS)
-        x = CellLoss(cell_loss, name="cell_loss")(encoded["cells"], targets, x)
+        cells = encoded["cells"] if "cells" in encoded else cell_head(cell_readout)(encoded["objects"])  # (K, n, w)
+        targets = keras.Input(tuple(cells.shape[1:]), name=CELL_TARGETS)
+        x = CellLoss(cell_loss, cell_readout, name="cell_loss")(cells, targets, x)
         scene_in[CELL_TARGETS] = targets
     return keras.Model({**scene_in, **question_in, SLOT: slot}, x, name=f"{model.name}_scene_grouped")
 

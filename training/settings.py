@@ -60,8 +60,9 @@ class TrainSettings:
     init_from: str | None = setting(None, "start from these weights: a published zoo name or a .keras path")
     init_layers: list | None = setting(None, "with init_from: copy only these layers' weights, by name (null: all)")
     freeze: list | None = setting(None, "layers, by name, whose weights this run does not train")
-    cell_loss: float = setting(0.0, "feed = scenes, a model with a `cells` layer (rn_clevr_detect): weight of the "
-                                    "per-cell loss against the training scenes' annotations (0: off)", minimum=0)
+    cell_loss: float = setting(0.0, "feed = scenes: weight of the per-cell loss against the training scenes' "
+                                    "annotations, on the model's `cells` layer (rn_clevr_detect) or a training-only "
+                                    "head on the relation's objects (0: off)", minimum=0)
 
     @classmethod
     def from_table(cls, table, dataset=None, source="recipe"):

@@ -217,6 +217,50 @@ def generate_scenes(num_images=None, seed=0, split="train"):
     }
 
 
+# What `train.cell_loss` teaches each cell of a pixel model's object grid (training/cell_loss.py):
+# one slot per colour (each colour appears once a scene, so two objects in one cell keep apart),
+# each `[present, dx, dy, rectangle, circle]`: is that colour's centre in the cell, where in the
+# cell (-0.5..0.5 of a cell from its middle), and its shape.
+CELL_READOUT = {"slots": NUM_OBJECTS, "values": 2, "groups": (len(SHAPES),)}
+
+
+def split_layouts(spec, split):
+    """`(centres (S, 6, 2), shapes (S, 6))` of a data set spec's split, the layouts of its
+    `Examples`' scenes in order, drawn again without rendering (milliseconds)."""
+    size = int(spec[f"{split}_size"])
+    return sample_layouts(size, _rng(int(spec.get("seed", 0)), split))
+
+
+def cell_targets(centres, shapes, grid):
+    """Per-cell, per-colour targets `(S, grid, grid, 6, 5)` float32 (see `CELL_READOUT`).
+
+    A centre at pixel x lies in column `floor(x * grid / 75)` (rows likewise from y).
+    """
+    centres, shapes = np.asarray(centres), np.asarray(shapes)
+    if not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"sort_of_clevr.cell_targets: grid must be a positive int, got {grid!r}.")
+    if centres.ndim != 3 or centres.shape[1:] != (NUM_OBJECTS, 2) or shapes.shape != centres.shape[:2]:
+        raise ValueError(f"sort_of_clevr.cell_targets: expected centres (S, {NUM_OBJECTS}, 2) and shapes "
+                         f"(S, {NUM_OBJECTS}), got {centres.shape} and {shapes.shape}.")
+    scaled = (centres.astype(np.float64) + 0.5) * grid / IMAGE_SIZE  # pixel centres, in cells
+    cell = np.clip(np.floor(scaled).astype(np.int64), 0, grid - 1)  # (S, 6, 2) as (col, row)
+    offset = scaled - cell - 0.5
+    n = len(centres)
+    out = np.zeros((n, grid, grid, NUM_OBJECTS, 5), np.float32)
+    s, k = np.indices((n, NUM_OBJECTS))
+    rows, cols = cell[..., 1], cell[..., 0]
+    out[s, rows, cols, k, 0] = 1.0
+    out[s, rows, cols, k, 1:3] = offset
+    out[s, rows, cols, k, 3 + shapes] = 1.0
+    return out
+
+
+def cell_annotations(spec, split, grid):
+    """`train.cell_loss`'s targets for a spec's split: `(S, grid * grid, 6 * 5)` float32."""
+    targets = cell_targets(*split_layouts(spec, split), grid)
+    return targets.reshape(len(targets), grid * grid, -1)
+
+
 def describe_question(question):
     """The question in words, from its 18-float encoding."""
     q = np.asarray(question)
