@@ -193,3 +193,19 @@ def test_cell_targets_match_a_loop_over_objects():
         soc.cell_targets(centres[:, :5], shapes, grid)
     with pytest.raises(ValueError, match="grid must be a positive int"):
         soc.cell_targets(centres, shapes, 0)
+
+
+def test_circle_styles_change_only_the_circles():
+    round_, opencv, mixed = (soc.generate_scenes(40, seed=3, split="train", circles=c) for c in soc.CIRCLES)
+    for key in ("question", "answer", "kind", "centre", "shape"):
+        np.testing.assert_array_equal(opencv[key], round_[key])
+        np.testing.assert_array_equal(mixed[key], round_[key])
+    circles = int((round_["shape"] == 1).sum())
+    differ = (opencv["image"] != round_["image"]).any(-1).sum()
+    assert 0.98 * 16 * circles <= differ <= 16 * circles  # 97 - 81 pixels a circle, but where a later object covers it
+    spiky = ((mixed["image"] != round_["image"]).any(-1).sum()) / 16
+    assert 0.3 * circles < spiky < 0.7 * circles  # about half of them
+    assert soc.SPIKY_DISC.sum() == 81 and not (soc.SPIKY_DISC & ~soc._DISC).any()
+    np.testing.assert_array_equal(soc.generate_scenes(40, seed=3, split="train")["image"], round_["image"])
+    with pytest.raises(ValueError, match="circles must be one of"):
+        soc.generate_scenes(2, circles="square")

@@ -47,7 +47,9 @@ def test_read_back_gives_the_scenes(written):
     # the pixels are the public drawing's, in RGB: our image but for the circles' outline
     differ = (got_test["image"] != test["image"]).any(-1)
     circles = test["shape"] == 1
-    assert differ.sum() == 16 * circles.sum()  # 97 - 81 pixels a circle
+    assert 0.95 * 16 * circles.sum() <= differ.sum() <= 16 * circles.sum()  # 97 - 81 pixels a circle (less overlaps)
+    np.testing.assert_array_equal(got_test["image"], soc.generate_scenes(4, seed=2, split="test", circles="opencv")
+                                  ["image"])
     examples = public.pickle_examples(path, "test")
     assert len(examples) == 120 and examples.scenes["image"].shape == (4, 75, 75, 3)
     with pytest.raises(ValueError, match=r"the splits \('train', 'test'\); got 'validation'"):

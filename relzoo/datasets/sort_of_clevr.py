@@ -4,7 +4,9 @@ A scene: a 75x75 RGB image on white with 6 objects, one of each colour (red, gre
 blue, orange, gray, yellow). Each object is a filled square (centre +-5 px, 11x11) or a
 filled circle of radius 5, with probability 1/2; integer centres are drawn in [5, 70),
 every pair at least 10 px apart (squared distance >= 100), by rejection. Circles are
-rasterised as the pixels within 5.5 px of the centre (11 px wide, without spikes).
+rasterised as the pixels within 5.5 px of the centre (11 px wide, without spikes); option
+`circles="opencv"` draws them as the public generator's OpenCV does (`SPIKY_DISC`, 81 pixels
+with one-pixel spikes), `"mixed"` each circle either way (same layouts and questions).
 
 Coordinates: `x` is the column, `y` the row (as OpenCV's drawing calls take them).
 
@@ -83,13 +85,30 @@ def sample_layouts(num_images, rng):
 _YY, _XX = np.mgrid[-OBJECT_SIZE : OBJECT_SIZE + 1, -OBJECT_SIZE : OBJECT_SIZE + 1]
 # radius 5.5 around the integer centre: an 11-px-wide round disc (radius 5 exactly would
 # leave one-pixel spikes at the four extremes), as drawing libraries rasterise radius 5.
-_DISC = _XX**2 + _YY**2 <= (OBJECT_SIZE + 0.5) ** 2  # (11, 11)
+_DISC = _XX**2 + _YY**2 <= (OBJECT_SIZE + 0.5) ** 2  # (11, 11), 97 pixels
+# OpenCV's filled circle of radius 5, which the public generator draws: the half-width of each
+# of its 11 rows (|dx| <= half), one-pixel spikes at the four extremes.
+_SPIKY_HALF = np.array([0, 3, 4, 4, 4, 5, 4, 4, 4, 3, 0])
+SPIKY_DISC = np.abs(np.arange(-OBJECT_SIZE, OBJECT_SIZE + 1))[None, :] <= _SPIKY_HALF[:, None]  # (11, 11), 81 px
+CIRCLES = ("round", "opencv", "mixed")  # how circles are drawn: _DISC, SPIKY_DISC, or either (p = 1/2 each)
 
 
-def render(centres, shapes):
-    """uint8 images `(N, 75, 75, 3)`: white background, objects drawn in colour order."""
+def _spiky(num_images, seed, split, circles):
+    """`(N, 6)` bool: which circles are drawn as OpenCV draws them. "mixed" draws from a stream of
+    its own, so the layouts and questions are those of the other two."""
+    if circles not in CIRCLES:
+        raise ValueError(f"sort_of_clevr: circles must be one of {CIRCLES}, got {circles!r}.")
+    if circles == "mixed":
+        return np.random.default_rng([int(seed), SPLIT_IDS[split], 11]).random((num_images, NUM_OBJECTS)) < 0.5
+    return np.full((num_images, NUM_OBJECTS), circles == "opencv")
+
+
+def render(centres, shapes, spiky=None):
+    """uint8 images `(N, 75, 75, 3)`: white background, objects drawn in colour order.
+    `spiky` `(N, 6)` bool: the circles drawn as OpenCV draws them (`SPIKY_DISC`); default none."""
     n = len(centres)
     images = np.full((n, IMAGE_SIZE, IMAGE_SIZE, 3), 255, np.uint8)
+    spiky = np.zeros((n, NUM_OBJECTS), bool) if spiky is None else np.asarray(spiky, bool)
     s = OBJECT_SIZE
     for i in range(n):
         for k in range(NUM_OBJECTS):
@@ -98,7 +117,7 @@ def render(centres, shapes):
             if shapes[i, k] == 0:
                 patch[...] = RGB[k]
             else:
-                patch[_DISC] = RGB[k]
+                patch[SPIKY_DISC if spiky[i, k] else _DISC] = RGB[k]
     return images
 
 
@@ -195,19 +214,20 @@ def sample_questions(centres, shapes, rng):
     return questions, answers, (qtype * 3 + subtype).astype(np.int32)
 
 
-def generate_scenes(num_images=None, seed=0, split="train"):
+def generate_scenes(num_images=None, seed=0, split="train", circles="round"):
     """One split's scenes: a dict of numpy arrays.
 
     `image` (N, 75, 75, 3) uint8; `objects` (N, 6, 10) float32 state descriptions;
     `question` (N, 30, 18) float32; `answer` (N, 30) int32; `kind` (N, 30) int32
     (type * 3 + subtype); `centre` (N, 6, 2) int64 (x, y); `shape` (N, 6) int64.
+    `circles`: "round", "opencv" or "mixed" (see the module docstring).
     """
     rng = _rng(seed, split)
     n = SPLIT_SIZES[split] if num_images is None else int(num_images)
     centres, shapes = sample_layouts(n, rng)
     questions, answers, kinds = sample_questions(centres, shapes, rng)
     return {
-        "image": render(centres, shapes),
+        "image": render(centres, shapes, _spiky(n, seed, split, circles)),
         "objects": state_descriptions(centres, shapes),
         "question": questions,
         "answer": answers,
@@ -316,6 +336,7 @@ def examples_from_scenes(scenes, representation="pixels"):
     )
 
 
-def generate_examples(num_images=None, seed=0, split="train", representation="pixels"):
-    """A split as `Examples` (`num_images` scenes, 30 questions each); see `examples_from_scenes`."""
-    return examples_from_scenes(generate_scenes(num_images, seed, split), representation)
+def generate_examples(num_images=None, seed=0, split="train", representation="pixels", circles="round"):
+    """A split as `Examples` (`num_images` scenes, 30 questions each); see `examples_from_scenes`.
+    `circles`: "round" (the data set's own drawing), "opencv" (the public generator's) or "mixed"."""
+    return examples_from_scenes(generate_scenes(num_images, seed, split, circles), representation)

@@ -30,9 +30,7 @@ import numpy as np
 from relzoo.datasets import sort_of_clevr as soc
 
 SPLITS = ("train", "test")  # the pickle's two lists
-# OpenCV's filled circle of radius 5: the half-width of each of its 11 rows (|dx| <= half).
-_SPIKY_HALF = np.array([0, 3, 4, 4, 4, 5, 4, 4, 4, 3, 0])
-SPIKY_DISC = np.abs(np.arange(-5, 6))[None, :] <= _SPIKY_HALF[:, None]  # (11, 11), 81 pixels
+SPIKY_DISC = soc.SPIKY_DISC  # OpenCV's filled circle of radius 5 (81 pixels)
 _ALLOWED = {
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
