@@ -1,5 +1,7 @@
 """train.cell_loss: the per-cell loss, the twin that adds it, and the settings around it."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,10 @@ def test_scene_targets_from_a_modules_cell_annotations():
     np.testing.assert_array_equal(targets, sort_of_clevr.cell_annotations(spec, "train", 5)[[3, 1]])
     with pytest.raises(ValueError, match="has 5 scene arrays but 4 annotated scenes"):
         C.scene_cell_targets(sort_of_clevr, spec, "train", 5, grid=5)
+
+
+def test_cell_loss_layer_config_round_trips():
+    readout = C.Readout(6, 2, (2,))
+    layer = C.CellLoss(2.0, readout, name="cell_loss")
+    again = C.CellLoss.from_config(json.loads(json.dumps(layer.get_config())))
+    assert again.readout == readout and again.weight == 2.0

@@ -106,7 +106,11 @@ class CellLoss(keras.layers.Layer):
     def __init__(self, weight, readout=CLEVR_READOUT, **kwargs):
         super().__init__(**kwargs)
         self.weight = float(weight)
-        self.readout = readout
+        self.readout = readout if isinstance(readout, Readout) else \
+            Readout(readout["slots"], readout["values"], tuple(readout["groups"]))
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight, "readout": dataclasses.asdict(self.readout)}
 
     def call(self, cells, targets, answers):
         self.add_loss(self.weight * ops.mean(cell_loss(targets, cells, self.readout)))
