@@ -209,11 +209,13 @@ def split_objects(spec, split, num_scenes=None, image_size=128):
 
 
 def format_table(results, chance):
-    head = f"{'layer':<14}{'weights':<10}" + "".join(f"{a:>10}" for a in ATTRIBUTES)
-    lines = [head, f"{'(commonest value)':<24}" + "".join(f"{chance[a]:>10.3f}" for a in ATTRIBUTES)]
+    width = max([len(layer) for layer in results["trained"]] + [12]) + 2  # the layer names stay apart from the rest
+    head = f"{'layer':<{width}}{'weights':<10}" + "".join(f"{a:>10}" for a in ATTRIBUTES)
+    lines = [head, f"{'(commonest value)':<{width + 10}}" + "".join(f"{chance[a]:>10.3f}" for a in ATTRIBUTES)]
     for layer in results["trained"]:
         for which in ("trained", "random"):
-            lines.append(f"{layer:<14}{which:<10}" + "".join(f"{results[which][layer][a]:>10.3f}" for a in ATTRIBUTES))
+            lines.append(f"{layer:<{width}}{which:<10}" +
+                         "".join(f"{results[which][layer][a]:>10.3f}" for a in ATTRIBUTES))
     return "\n".join(lines)
 
 
