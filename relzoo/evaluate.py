@@ -81,34 +81,40 @@ def mismatch_scenes(examples, seed=0):
                     scene_index=other[examples.scene_index], scale=examples.scale, groups=examples.groups)
 
 
-FOLDER_DATASETS = {  # zoo dataset -> the real data `--data` reads, and its default split
-    "clevr_world": ("CLEVR_v1.0 folder", "validation"),
-    "sort_of_clevr": ("Sort-of-CLEVR pickle of the public generator", "test"),
+def _clevr_folder(preset, data, split, representation, limit):
+    from relzoo.datasets.clevr.reader import ClevrFolder
+
+    return ClevrFolder(data).examples(split, representation=representation, limit=limit)
+
+
+def _public_pickle(preset, data, split, representation, limit):
+    from relzoo.datasets.sort_of_clevr_public import pickle_examples
+
+    if representation != "pixels":
+        raise ValueError(f"--data: the public Sort-of-CLEVR pickle holds images only; {preset.name} reads "
+                         f"{representation!r} inputs.")
+    examples = pickle_examples(data, split)
+    return examples if limit is None else examples.subset(np.arange(min(limit, len(examples))))
+
+
+FOLDER_DATASETS = {  # zoo dataset -> (the real data `--data` reads, its default split, its reader)
+    "clevr_world": ("CLEVR_v1.0 folder", "validation", _clevr_folder),
+    "sort_of_clevr": ("Sort-of-CLEVR pickle of the public generator", "test", _public_pickle),
 }
 
 
 def folder_examples(preset, data, split=None, limit=None):
-    """`Examples` of a local copy of the data a preset is meant for: real CLEVR v1.0 (a folder) for
-    models trained on the CLEVR-format world, in the preset's representation; the public
-    generator's pickle (`relzoo.datasets.sort_of_clevr_public`) for the Sort-of-CLEVR pixel models.
-    `split` None: the data's default (CLEVR's val, the pickle's test)."""
+    """`Examples` of a local copy of the data a preset is meant for, in the preset's representation:
+    real CLEVR v1.0 (a folder) for models trained on the CLEVR-format world; the public generator's
+    pickle (`relzoo.datasets.sort_of_clevr_public`) for the Sort-of-CLEVR pixel models. `split`
+    None: the data's default (CLEVR's val, the pickle's test)."""
     name = preset.dataset.get("name")
     if name not in FOLDER_DATASETS:
-        known = ", ".join(f"a {what} for models trained on {key}" for key, (what, _) in FOLDER_DATASETS.items())
+        known = ", ".join(f"a {what} for models trained on {key}" for key, (what, _, _) in FOLDER_DATASETS.items())
         raise ValueError(f"--data reads {known}; {preset.name} is trained on {name!r}.")
-    split = split or FOLDER_DATASETS[name][1]
+    _, default, read = FOLDER_DATASETS[name]
     representation = preset.dataset.get("options", {}).get("representation", "pixels")
-    if name == "sort_of_clevr":
-        from relzoo.datasets.sort_of_clevr_public import pickle_examples
-
-        if representation != "pixels":
-            raise ValueError(f"--data: the public Sort-of-CLEVR pickle holds images only; {preset.name} reads "
-                             f"{representation!r} inputs.")
-        examples = pickle_examples(data, split)
-        return examples if limit is None else examples.subset(np.arange(min(limit, len(examples))))
-    from relzoo.datasets.clevr.reader import ClevrFolder
-
-    return ClevrFolder(data).examples(split, representation=representation, limit=limit)
+    return read(preset, data, split or default, representation, limit)
 
 
 def evaluate(name, split=None, weights="pretrained", batch_size=256, data=None, limit=None, log=None,

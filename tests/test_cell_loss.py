@@ -44,20 +44,28 @@ def _targets(num_scenes, cells=16, seed=1):
     return out
 
 
-def _numpy_loss(targets, logits):
-    def log_softmax(z):
-        z = z - z.max(-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+def _numpy_slotted_loss(targets, logits, readout):
+    """The loss of a slotted readout: the one-slot loss over every (cell, slot) of a scene."""
+    k = len(targets)
+    t, z = targets.reshape(k, -1, readout.slot_width), logits.reshape(k, -1, readout.slot_width)
 
-    present = targets[..., 0]
-    p = 1 / (1 + np.exp(-logits[..., 0]))
+    def log_softmax(v):
+        v = v - v.max(-1, keepdims=True)
+        return v - np.log(np.exp(v).sum(-1, keepdims=True))
+
+    present = t[..., 0]
+    p = 1 / (1 + np.exp(-z[..., 0]))
     bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).sum(-1)
-    per_cell = C.POSITION_WEIGHT * ((targets[..., 1:4] - logits[..., 1:4]) ** 2).sum(-1)
-    start = 4
-    for size in C.CLEVR_READOUT.groups:
-        per_cell += -(targets[..., start:start + size] * log_softmax(logits[..., start:start + size])).sum(-1)
-        start += size
-    return (bce + (per_cell * present).sum(-1)) / np.maximum(present.sum(-1), 1)
+    v = 1 + readout.values
+    per = C.POSITION_WEIGHT * ((t[..., 1:v] - z[..., 1:v]) ** 2).sum(-1)
+    for size in readout.groups:
+        per += -(t[..., v:v + size] * log_softmax(z[..., v:v + size])).sum(-1)
+        v += size
+    return (bce + (per * present).sum(-1)) / np.maximum(present.sum(-1), 1)
+
+
+def _numpy_loss(targets, logits):
+    return _numpy_slotted_loss(targets, logits, C.CLEVR_READOUT)
 
 
 def test_loss_matches_numpy():
@@ -85,26 +93,6 @@ def test_twin_adds_the_cell_loss_and_trains_the_stem():
     twin.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     twin.fit(batches.tf_dataset(), epochs=1, verbose=0)
     assert not np.allclose(before, model.get_layer("cells").get_weights()[0])
-
-
-def _numpy_slotted_loss(targets, logits, readout):
-    """The loss of a slotted readout: the one-slot loss over every (cell, slot) of a scene."""
-    k = len(targets)
-    t, z = targets.reshape(k, -1, readout.slot_width), logits.reshape(k, -1, readout.slot_width)
-
-    def log_softmax(v):
-        v = v - v.max(-1, keepdims=True)
-        return v - np.log(np.exp(v).sum(-1, keepdims=True))
-
-    present = t[..., 0]
-    p = 1 / (1 + np.exp(-z[..., 0]))
-    bce = -(present * np.log(p) + (1 - present) * np.log(1 - p)).sum(-1)
-    v = 1 + readout.values
-    per = C.POSITION_WEIGHT * ((t[..., 1:v] - z[..., 1:v]) ** 2).sum(-1)
-    for size in readout.groups:
-        per += -(t[..., v:v + size] * log_softmax(z[..., v:v + size])).sum(-1)
-        v += size
-    return (bce + (per * present).sum(-1)) / np.maximum(present.sum(-1), 1)
 
 
 def test_slotted_loss_matches_numpy():

@@ -45,6 +45,9 @@ class Readout:
     values: int = CLEVR_VALUES
     groups: tuple = CLEVR_GROUPS
 
+    def __post_init__(self):
+        object.__setattr__(self, "groups", tuple(self.groups))  # a list from a config or a module reads the same
+
     @property
     def slot_width(self):
         return 1 + self.values + sum(self.groups)
@@ -60,7 +63,7 @@ CLEVR_READOUT = Readout()  # x, y, z; colour, shape, material, size: rn_clevr_de
 def readout_of(module):
     """The `Readout` of a data set module: its `CELL_READOUT`, else CLEVR's."""
     given = getattr(module, "CELL_READOUT", None)
-    return CLEVR_READOUT if given is None else Readout(given["slots"], given["values"], tuple(given["groups"]))
+    return CLEVR_READOUT if given is None else Readout(**given)
 
 
 def cells_output(model, readout=CLEVR_READOUT):
@@ -106,8 +109,7 @@ class CellLoss(keras.layers.Layer):
     def __init__(self, weight, readout=CLEVR_READOUT, **kwargs):
         super().__init__(**kwargs)
         self.weight = float(weight)
-        self.readout = readout if isinstance(readout, Readout) else \
-            Readout(readout["slots"], readout["values"], tuple(readout["groups"]))
+        self.readout = readout if isinstance(readout, Readout) else Readout(**readout)
 
     def get_config(self):
         return {**super().get_config(), "weight": self.weight, "readout": dataclasses.asdict(self.readout)}

@@ -110,16 +110,20 @@ class Feed:
 class SceneFeed(Feed):
     twin = True
 
+    def __init__(self, recipe, data, backend, cache_dir=None):
+        super().__init__(recipe, data, backend, cache_dir)
+        self.module = get_dataset(recipe.dataset["name"])  # what the cells are taught from (train.cell_loss)
+        self.readout = readout_of(self.module)
+
     def fit_model(self, model):
-        readout = readout_of(get_dataset(self.recipe.dataset["name"]))
         return scene_grouped_model(model, self.data["train"].scenes, cell_loss=self.train.cell_loss,
-                                   cell_readout=readout)
+                                   cell_readout=self.readout)
 
     def _cell_targets(self, model):
         if not self.train.cell_loss:
             return None
-        module, spec = get_dataset(self.recipe.dataset["name"]), self.recipe.dataset
-        cells = cells_output(model, readout_of(module))
+        spec = self.recipe.dataset
+        cells = cells_output(model, self.readout)
         where = "`cells` layer" if cells is not None else "relation's objects"
         count = (cells if cells is not None else relation_layer(model).input[0]).shape[1]
         grid = math.isqrt(count)
@@ -129,7 +133,7 @@ class SceneFeed(Feed):
         scenes = len(next(iter(examples.scenes.values())))
         cache = None if self.cache_dir is None else \
             Path(self.cache_dir) / f"cells{grid}-train-{fingerprint(spec, 'train')}.npz"
-        return scene_cell_targets(module, spec, "train", scenes, grid, cache)
+        return scene_cell_targets(self.module, spec, "train", scenes, grid, cache)
 
     def batches(self, model, start_epoch):
         t = self.train

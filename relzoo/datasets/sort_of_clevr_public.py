@@ -48,19 +48,10 @@ class _NumpyOnly(pickle.Unpickler):
 
 
 def render(centres, shapes):
-    """Images as the public generator stores them: float64 `(N, 75, 75, 3)` in [0, 1], BGR."""
-    n, s = len(centres), soc.OBJECT_SIZE
-    images = np.ones((n, soc.IMAGE_SIZE, soc.IMAGE_SIZE, 3))
-    bgr = soc.RGB[:, ::-1] / 255.0
-    for i in range(n):
-        for k in range(soc.NUM_OBJECTS):
-            x, y = centres[i, k]
-            patch = images[i, y - s:y + s + 1, x - s:x + s + 1]  # rows y, columns x
-            if shapes[i, k] == 0:
-                patch[...] = bgr[k]
-            else:
-                patch[SPIKY_DISC] = bgr[k]
-    return images
+    """Images as the public generator stores them: float64 `(N, 75, 75, 3)` in [0, 1], BGR, every
+    circle OpenCV's."""
+    every = np.ones(np.shape(shapes), bool)
+    return soc.render(centres, shapes, spiky=every)[..., ::-1] / 255.0
 
 
 def _entries(scenes, images):
