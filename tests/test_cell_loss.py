@@ -143,6 +143,8 @@ def test_a_cells_layer_of_the_wrong_width_is_refused():
     ({"init_layers": ["f_0"]}, "set train.init_from too"),
     ({"freeze": ["f_0", 3]}, "lists of layer names"),
     ({"cell_loss": -1.0}, "must be >= 0"),
+    ({"cell_loss_grad": 0.5}, "set train.cell_loss > 0 too"),
+    ({"cell_loss": 1.0, "feed": "scenes", "cell_loss_grad": 1.5}, "must be <= 1"),
 ])
 def test_settings_refuse_what_cannot_work(table, match):
     with pytest.raises(RecipeError, match=match):
@@ -183,3 +185,40 @@ def test_cell_loss_layer_config_round_trips():
     layer = C.CellLoss(2.0, readout, name="cell_loss")
     again = C.CellLoss.from_config(json.loads(json.dumps(layer.get_config())))
     assert again.readout == readout and again.weight == 2.0
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 1.0])
+def test_gradient_scale_passes_values_and_a_fraction_of_the_gradient(fraction):
+    import tensorflow as tf
+
+    layer = C.GradientScale(fraction)
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 4)).astype("float32"))
+    weights = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        total = tf.reduce_sum(y * weights)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x))
+    np.testing.assert_allclose(np.asarray(tape.gradient(total, x)), fraction * weights, rtol=1e-6)
+    assert C.GradientScale.from_config(layer.get_config()).fraction == fraction
+
+
+def test_with_no_gradient_to_the_model_only_the_head_learns():
+    """`cell_loss_grad = 0`: a probe; the answers' loss is zero-weighted, so the model must not move."""
+    from relzoo.datasets import sort_of_clevr
+    from relzoo.models import build_rn_pixels
+
+    keras.utils.set_random_seed(4)
+    model = build_rn_pixels(conv_filters=4, g_units=[8, 8], f_units=[8], name="rn_sort_of_clevr")
+    twin = scene_grouped_model(model, ["image"], cell_loss=1.0, cell_readout=C.readout_of(sort_of_clevr),
+                               cell_loss_grad=0.0)
+    data = sort_of_clevr.generate_examples(2, seed=1, split="test")
+    targets = sort_of_clevr.cell_annotations({"seed": 1, "test_size": 2}, "test", 5)
+    batches = SceneBatches(data, 2, cell_targets=lambda ids: targets[ids])
+    before = [np.array(w) for w in model.trainable_weights]  # BatchNormalization's statistics still move
+    head_before = twin.get_layer(C.HEAD).get_weights()[0].copy()
+    twin.compile(keras.optimizers.SGD(0.1), lambda y, p: 0.0 * keras.ops.sum(p))
+    twin.fit(batches.tf_dataset(), epochs=1, verbose=0)
+    assert not np.allclose(head_before, twin.get_layer(C.HEAD).get_weights()[0])
+    for old, new in zip(before, model.trainable_weights):
+        np.testing.assert_array_equal(old, new)

@@ -101,6 +101,26 @@ def cell_loss(targets, logits, readout=CLEVR_READOUT):
     return (found + ops.sum(per_slot * present, axis=-1)) / objects
 
 
+class GradientScale(keras.layers.Layer):
+    """Identity forward; backward, `fraction` of the gradient (`train.cell_loss_grad`).
+
+    Between the model and the per-cell loss it sets how hard that loss pulls the model, apart from how
+    fast the head learns: 0 trains the head alone (a probe of what the objects carry), 1 is plain."""
+
+    def __init__(self, fraction, **kwargs):
+        super().__init__(**kwargs)
+        self.fraction = float(fraction)
+
+    def get_config(self):
+        return {**super().get_config(), "fraction": self.fraction}
+
+    def call(self, x):
+        if self.fraction == 1.0:
+            return x
+        held = ops.stop_gradient(x)
+        return held + self.fraction * (x - held)  # value x; gradient fraction * upstream
+
+
 class CellLoss(keras.layers.Layer):
     """Adds `weight * mean(cell_loss)` to the model's losses and passes `answers` through.
 

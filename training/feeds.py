@@ -117,7 +117,7 @@ class SceneFeed(Feed):
 
     def fit_model(self, model):
         return scene_grouped_model(model, self.data["train"].scenes, cell_loss=self.train.cell_loss,
-                                   cell_readout=self.readout)
+                                   cell_readout=self.readout, cell_loss_grad=self.train.cell_loss_grad)
 
     def _cell_targets(self, model):
         if not self.train.cell_loss:
@@ -143,7 +143,8 @@ class SceneFeed(Feed):
                                image_rotation=t.image_rotation, cell_targets=self._cell_targets(model))
         jitter = (f"; images jittered by up to {t.image_shift} pixels and {t.image_rotation} radians"
                   if t.image_shift or t.image_rotation else "")
-        cells = f"; per-cell loss (weight {t.cell_loss:g}) against the scenes' annotations" if t.cell_loss else ""
+        grad = f", {t.cell_loss_grad:g} of its gradient reaching the model" if t.cell_loss_grad != 1 else ""
+        cells = f"; per-cell loss (weight {t.cell_loss:g}{grad}) against the scenes' annotations" if t.cell_loss else ""
         line = (f"scene-grouped batches: {t.scenes_per_batch} scenes with all their questions a batch, "
                 f"{len(batches)} batches an epoch{jitter}{cells}.")
         return (batches.tf_dataset() if self.backend == "tensorflow" else batches), line

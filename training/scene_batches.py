@@ -30,7 +30,7 @@ import keras
 from relzoo.datasets.examples import Examples, trailing_length
 from training.augment import jitter_images
 from training.batches import EpochBatches
-from training.cell_loss import CELL_TARGETS, CLEVR_READOUT, CellLoss, cell_head, cells_output
+from training.cell_loss import CELL_TARGETS, CLEVR_READOUT, CellLoss, GradientScale, cell_head, cells_output
 from training.errors import RecipeError
 
 SLOT = "scene_slot"  # the extra input: each question's row in the batch's scene arrays
@@ -96,7 +96,7 @@ def _split(model, relation, scene_names, per_question, extra):
     return encoder, question_encoder, readout
 
 
-def scene_grouped_model(model, scene_names, cell_loss=0.0, cell_readout=CLEVR_READOUT):
+def scene_grouped_model(model, scene_names, cell_loss=0.0, cell_readout=CLEVR_READOUT, cell_loss_grad=1.0):
     """A twin of `model` that encodes each scene once and answers every question about it.
 
     Args:
@@ -109,6 +109,8 @@ def scene_grouped_model(model, scene_names, cell_loss=0.0, cell_readout=CLEVR_RE
             `cells` layer, or without one of a training-only `Dense` head (`cell_readout`) on the
             objects the relation sees, against an extra input `cell_targets` `(K, cells, width)`.
         cell_readout: what each cell predicts (`training.cell_loss.Readout`; CLEVR's by default).
+        cell_loss_grad: the fraction of the per-cell loss's gradient that reaches `model` (0: with
+            a head, only the head learns from it; `training.cell_loss.GradientScale`).
 
     Returns:
         A `keras.Model` with inputs: each scene input `(K, ...)` (K scenes), each other input
@@ -139,7 +141,11 @@ def scene_grouped_model(model, scene_names, cell_loss=0.0, cell_readout=CLEVR_RE
     mask = take(encoded["mask"], slot) if "mask" in encoded else None  # (B, n)
     x = readout(relation(objects, question_encoder(question_in), mask=mask))
     if cell_loss:
-        cells = encoded["cells"] if "cells" in encoded else cell_head(cell_readout)(encoded["objects"])  # (K, n, w)
+        scale = GradientScale(cell_loss_grad, name="cell_loss_grad")
+        if "cells" in encoded:
+            cells = scale(encoded["cells"])  # (K, n, w)
+        else:
+            cells = cell_head(cell_readout)(scale(encoded["objects"]))  # (K, n, d) -> (K, n, w)
         targets = keras.Input(tuple(cells.shape[1:]), name=CELL_TARGETS)
         x = CellLoss(cell_loss, cell_readout, name="cell_loss")(cells, targets, x)
         scene_in[CELL_TARGETS] = targets

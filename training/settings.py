@@ -63,6 +63,8 @@ class TrainSettings:
     cell_loss: float = setting(0.0, "feed = scenes: weight of the per-cell loss against the training scenes' "
                                     "annotations, on the model's `cells` layer (rn_clevr_detect) or a training-only "
                                     "head on the relation's objects (0: off)", minimum=0)
+    cell_loss_grad: float = setting(1.0, "with cell_loss: the fraction of its gradient that reaches the model (0: "
+                                         "only the training-only head learns from it, a probe)", minimum=0, maximum=1)
 
     @classmethod
     def from_table(cls, table, dataset=None, source="recipe"):
@@ -162,6 +164,8 @@ RULES = (
     (lambda t, d: t.cell_loss and t.feed != "scenes",
      "train.cell_loss trains the image cells of scene-grouped batches; set train.feed = \"scenes\" (train.feed is "
      "{feed!r})."),
+    (lambda t, d: t.cell_loss_grad != 1 and not t.cell_loss,
+     "train.cell_loss_grad scales the per-cell loss's gradient; set train.cell_loss > 0 too."),
     (lambda t, d: t.cell_loss and (t.image_shift or t.image_rotation),
      "train.cell_loss compares each cell with the object annotated there; a shifted or rotated image would move "
      "the objects off their cells: set train.image_shift and train.image_rotation to 0."),
