@@ -222,3 +222,39 @@ def test_with_no_gradient_to_the_model_only_the_head_learns():
     assert not np.allclose(head_before, twin.get_layer(C.HEAD).get_weights()[0])
     for old, new in zip(before, model.trainable_weights):
         np.testing.assert_array_equal(old, new)
+
+
+def test_the_cells_feed_trains_the_stem_alone():
+    """`train.feed = "cells"`: a twin from the image to the cells, fit on the per-cell loss; the relation stays."""
+    from training.cell_feed import CellBatches, CellLossFn, cell_model
+
+    model = _tiny()
+    twin = cell_model(model, ["image"])
+    assert set(twin.input) == {"image"} and twin.output.shape[1:] == (16, 19)
+    examples = _examples(num_scenes=4)
+    targets = _targets(4)
+    batches = CellBatches(examples, 3, lambda ids: targets[ids], seed=1, shuffle=True)
+    assert len(batches) == 2 and [len(batches[i][0]["image"]) for i in range(2)] == [3, 1]
+    x, y = batches[0]
+    np.testing.assert_array_equal(y, targets[batches.scene_ids[batches.order[:3]]])
+    loss = CellLossFn()
+    np.testing.assert_allclose(float(loss(y, twin(x))), _numpy_loss(y, np.asarray(twin(x))).mean(), rtol=1e-4)
+    relation = [np.array(w) for w in model.get_layer("relation").weights]
+    stem = np.array(model.get_layer("cells").weights[0])
+    twin.compile(keras.optimizers.Adam(1e-2), loss)
+    twin.fit(batches.tf_dataset(), epochs=2, verbose=0)
+    assert not np.allclose(stem, model.get_layer("cells").weights[0])
+    for old, new in zip(relation, model.get_layer("relation").weights):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_the_cells_feed_puts_a_head_on_a_model_without_cells():
+    from relzoo.datasets import sort_of_clevr
+    from relzoo.models import build_rn_pixels
+    from training.cell_feed import cell_model
+
+    model = build_rn_pixels(conv_filters=4, g_units=[8, 8], f_units=[8], name="rn_sort_of_clevr")
+    twin = cell_model(model, ["image"], C.readout_of(sort_of_clevr))
+    assert twin.output.shape[1:] == (25, 30) and C.HEAD in [layer.name for layer in twin.layers]
+    with pytest.raises(RecipeError, match="has no input 'scene'"):
+        cell_model(model, ["scene"], C.readout_of(sort_of_clevr))

@@ -235,7 +235,20 @@ def test_rn_clevr_detect_recipes_run_on_a_real_clevr_folder(tmp_path, clevr_fold
     for name in ("question_lstm", "relation", "f_1"):  # frozen in the first stage: rn_clevr_state's weights
         for a, b in zip(stem.get_layer(name).get_weights(), state.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)
-    source = tmp_path / "cells" / "artifact" / "model.keras"
+    first_stage = tmp_path / "cells" / "artifact" / "model.keras"
+    stem_run = (tmp_path / "stem", *real, f'train.init_from="{first_stage}"', "train.scenes_per_batch=4")
+    stem = _train("rn_clevr_stem.toml", *stem_run)
+    assert stem.returncode == 0, stem.stderr[-3000:]
+    assert "stem pre-training: 4 training scenes a batch, 2 batches an epoch" in stem.stdout
+    resumed = _train("rn_clevr_stem.toml", *stem_run[:-2], "train.epochs=2", *stem_run[-2:])  # resumes at 1 of 2
+    assert resumed.returncode == 0 and "resuming from the checkpoint" in resumed.stdout, resumed.stderr[-3000:]
+    source = tmp_path / "stem" / "artifact" / "model.keras"
+    pre_trained = hub.load_keras_file(source)
+    for name in ("relation", "f_1"):  # the stem feed trains the stem alone, a resumed run too
+        for a, b in zip(pre_trained.get_layer(name).get_weights(), state.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert not np.allclose(pre_trained.get_layer("cells").get_weights()[0],
+                           hub.load_keras_file(first_stage).get_layer("cells").get_weights()[0])
     second = _train("rn_clevr_detect.toml", tmp_path / "second", *real, f'train.init_from="{source}"')
     assert second.returncode == 0, second.stderr[-3000:]
     card = artifacts.verify_artifact(tmp_path / "second" / "artifact")

@@ -69,7 +69,7 @@ class EpochBatches(keras.utils.PyDataset):
             for i in range(len(self)):
                 yield self[i]
 
-        signature = (spec, tf.TensorSpec((None,), tf.as_dtype(y.dtype)))
+        signature = (spec, tf.TensorSpec((None,) + tuple(y.shape[1:]), tf.as_dtype(y.dtype)))
         ds = tf.data.Dataset.from_generator(one_epoch, output_signature=signature)
         # a known length: `fit` counts its steps and does not warn that the data "ran out" at each epoch's end
         return ds.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)

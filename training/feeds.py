@@ -9,10 +9,13 @@
                     relation module computes no padded pair (object_buckets.py)
     device          fixed-shape batches with raw pixels, scaled and jittered inside the compiled
                     step: one compile under JAX (device_feed.py)
+    cells           the training scenes alone, `scenes_per_batch` a batch, and only the image stem
+                    trained, on the per-cell loss (cell_feed.py): a pre-training stage
 
 A feed tells the trainer which builder arguments the trained model needs (`model_kwargs`), which
-model `fit` trains (`fit_model`: the model itself or a twin that shares all its layers), what
-`fit` consumes (`batches`) and the validation data (`validation`). With a twin, validation runs on
+model `fit` trains (`fit_model`: the model itself or a twin that shares its layers) with which loss
+(`loss`), what `fit` consumes (`batches`), how many samples an epoch has and the validation data
+(`validation`). With a twin, validation runs on
 the model itself.
 """
 
@@ -24,12 +27,14 @@ from relzoo.datasets import get_dataset
 from relzoo.datasets.examples import Stream
 from relzoo.models import get_builder
 from training.batches import ExampleBatches, StreamBatches
+from training.cell_feed import CellBatches, CellLossFn, cell_model
 from training.cell_loss import cells_output, readout_of, scene_cell_targets
 from training.data import fingerprint
 from training.device_feed import DeviceBatches, clevr_mirror, device_fed_model
 from training.errors import RecipeError
+from training.optimizer import loss_fn
 from training.object_buckets import ObjectBuckets, ObjectBucketsError
-from training.scene_batches import SceneBatches, relation_layer, scene_grouped_model
+from training.scene_batches import SceneBatches, relation_layer, scene_groups, scene_grouped_model
 
 
 def padded_id_inputs(model):
@@ -88,6 +93,13 @@ class Feed:
     def fit_model(self, model):
         return model
 
+    def loss(self):
+        """`(loss, metrics)` the fitted model is compiled with."""
+        return loss_fn(), ["accuracy"]
+
+    def samples_per_epoch(self):
+        return len(self.data["train"])
+
     def batches(self, model, start_epoch):
         """`(what fit trains on, a line that describes it or None)`, from epoch `start_epoch` on."""
         train, examples = self.train, self.data["train"]
@@ -122,6 +134,9 @@ class SceneFeed(Feed):
     def _cell_targets(self, model):
         if not self.train.cell_loss:
             return None
+        return self._targets(model)
+
+    def _targets(self, model):
         spec = self.recipe.dataset
         cells = cells_output(model, self.readout)
         where = "`cells` layer" if cells is not None else "relation's objects"
@@ -200,7 +215,29 @@ class DeviceFeed(Feed):
         return ExampleBatches(examples, batch, self.recipe.seed)
 
 
-FEEDS = {"examples": Feed, "scenes": SceneFeed, "object_buckets": ObjectBucketFeed, "device": DeviceFeed}
+class CellFeed(SceneFeed):
+    """Only the stem, on the per-cell loss (cell_feed.py); the rest of the model as it is."""
+
+    def fit_model(self, model):
+        return cell_model(model, self.data["train"].scenes, self.readout)
+
+    def loss(self):
+        return CellLossFn(self.readout), []
+
+    def samples_per_epoch(self):
+        return len(scene_groups(self.data["train"])[0])
+
+    def batches(self, model, start_epoch):
+        t = self.train
+        batches = CellBatches(self.data["train"], t.scenes_per_batch, self._targets(model), seed=self.recipe.seed,
+                              shuffle=True, start_epoch=start_epoch)
+        line = (f"stem pre-training: {t.scenes_per_batch} training scenes a batch, {len(batches)} batches an epoch, "
+                "the per-cell loss against their annotations; no answers, the rest of the model unchanged.")
+        return (batches.tf_dataset() if self.backend == "tensorflow" else batches), line
+
+
+FEEDS = {"examples": Feed, "scenes": SceneFeed, "object_buckets": ObjectBucketFeed, "device": DeviceFeed,
+         "cells": CellFeed}
 
 
 def make_feed(recipe, data, backend, cache_dir=None):

@@ -34,7 +34,7 @@ def _callbacks(recipe, model, feed, data, run, done, backend):
     """`(NaN guard, epoch log, every callback in order, validation data for fit or None)`."""
     train = recipe.train
     guard = NaNGuard()
-    log = EpochLog(len(data["train"]), run.epoch_log, done)
+    log = EpochLog(feed.samples_per_epoch(), run.epoch_log, done)
     callbacks = [guard, log, EpochCheckpoint(run.backup, guard)]
     if backend == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.logs), update_freq="epoch"))
@@ -59,9 +59,11 @@ def fit_run(recipe, data, strategy, run, verbose, backend):
     feed = make_feed(recipe, data, backend, run.data)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = compiled_model(recipe, **feed.model_kwargs)
-        fit_model = compile_for_training(feed.fit_model(model), train) if feed.twin else model
+        loss, metrics = feed.loss()
+        fit_model = compile_for_training(feed.fit_model(model), train, loss, metrics) if feed.twin else model
     done = completed_epochs(run.backup)
-    init = warm_start(model, train.init_from, run, done, train.init_layers)
+    init = warm_start(model, train.init_from, run, done, train.init_layers,
+                      resumes_all={id(w) for w in model.weights} <= {id(w) for w in fit_model.weights})
     if done:
         print(f"train: resuming from the checkpoint in {run.backup}: {done} of {train.epochs} epochs done.", flush=True)
     guard, log, callbacks, validation = _callbacks(recipe, model, feed, data, run, done, backend)

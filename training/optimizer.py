@@ -23,9 +23,9 @@ def loss_fn(reduction="sum_over_batch_size"):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
 
 
-def compile_for_training(model, train):
-    """Compiles `model` for `fit` with the recipe's optimizer, loss and metrics."""
-    model.compile(optimizer=make_optimizer(train), loss=loss_fn(), metrics=["accuracy"],
+def compile_for_training(model, train, loss=None, metrics=("accuracy",)):
+    """Compiles `model` for `fit` with the recipe's optimizer, the loss (the answers' by default) and metrics."""
+    model.compile(optimizer=make_optimizer(train), loss=loss_fn() if loss is None else loss, metrics=list(metrics),
                   jit_compile=bool(train.jit_compile))
     return model
 

@@ -19,7 +19,7 @@ from training.errors import RecipeError
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
-FEEDS = ("examples", "scenes", "object_buckets", "device")  # training/feeds.py
+FEEDS = ("examples", "scenes", "object_buckets", "device", "cells")  # training/feeds.py
 
 
 def setting(default, help, choices=None, minimum=None, maximum=None, above=None):  # noqa: A002
@@ -49,8 +49,10 @@ class TrainSettings:
     bn_recalibration_batches: int = setting(200, "training batches over which BatchNormalization statistics are "
                                                  "recomputed at each epoch's end and before saving (0: off)", minimum=0)
     feed: str = setting("examples", "how batches are made (training/feeds.py): examples | scenes | "
-                                    "object_buckets | device", choices=FEEDS)
-    scenes_per_batch: int = setting(8, "feed = scenes: scenes a batch, with all their questions", minimum=1)
+                                    "object_buckets | device | cells (the image stem alone, on the per-cell loss)",
+                    choices=FEEDS)
+    scenes_per_batch: int = setting(8, "feed = scenes: scenes a batch, with all their questions; feed = "
+                                             "cells: scenes a batch", minimum=1)
     image_shift: int = setting(0, "feed = scenes or device: shift each training image by up to this many pixels",
                                minimum=0)
     image_rotation: float = setting(0.0, "feed = scenes or device: rotate each training image by up to this many "
@@ -163,7 +165,7 @@ RULES = (
      "train.init_layers and train.freeze are lists of layer names (strings), got {init_layers!r} and {freeze!r}."),
     (lambda t, d: t.cell_loss and t.feed != "scenes",
      "train.cell_loss trains the image cells of scene-grouped batches; set train.feed = \"scenes\" (train.feed is "
-     "{feed!r})."),
+     "{feed!r}; train.feed = \"cells\" trains on the per-cell loss alone, without this weight)."),
     (lambda t, d: t.cell_loss_grad != 1 and not t.cell_loss,
      "train.cell_loss_grad scales the per-cell loss's gradient; set train.cell_loss > 0 too."),
     (lambda t, d: t.cell_loss and (t.image_shift or t.image_rotation),

@@ -130,10 +130,20 @@ def copy_weights(model, source, spec, layers=None):
         mine.set_weights(theirs.get_weights())
 
 
-def warm_start(model, spec, run, done, layers=None):
+def _copy_again(model, spec, recorded, layers):
+    source, record = load_source(spec)
+    if record["sha256"] != recorded["sha256"]:
+        raise CheckpointError(f"train.init_from = {spec!r} has changed since this run began (sha256 "
+                              f"{record['sha256'][:12]}..., recorded {recorded['sha256'][:12]}...): the weights the "
+                              "checkpoint lacks cannot be restored; start again with --restart.")
+    copy_weights(model, source, spec, layers)
+
+
+def warm_start(model, spec, run, done, layers=None, resumes_all=True):
     """Starts `model` from `train.init_from = spec` (only the named `layers` when given) in the run
     folder `run` (`done`: epochs its checkpoint holds); returns the source's record, or None when
-    the recipe has none."""
+    the recipe has none. `resumes_all`: the checkpoint holds every weight of `model`; when not (a
+    twin of part of it, `train.feed = "cells"`), a resumed run copies the source's weights again first."""
     recorded = json.loads(run.init_record.read_text()) if run.init_record.is_file() else None
     if done:
         began = None if recorded is None else recorded["init_from"]
@@ -141,6 +151,8 @@ def warm_start(model, spec, run, done, layers=None):
             raise CheckpointError(
                 f"The checkpoint in {run.backup} began from {began or 'a fresh initialisation'}, "
                 f"but train.init_from is {spec!r}: set it back, or start again with --restart.")
+        if spec is not None and not resumes_all:
+            _copy_again(model, spec, recorded, layers)
         return recorded
     if spec is None:
         run.init_record.unlink(missing_ok=True)
