@@ -13,13 +13,12 @@ import numpy as np
 
 import keras
 
-from training.batches import EpochBatches
 from training.cell_loss import CLEVR_READOUT, cell_head, cell_loss, cells_output
 from training.errors import RecipeError
-from training.scene_batches import relation_layer, scene_groups
+from training.scene_batches import ScenesInBatches, relation_layer
 
 
-class CellBatches(EpochBatches):
+class CellBatches(ScenesInBatches):
     """The scenes of `examples` that have questions, `scenes_per_batch` a batch, with their targets.
 
     Item i: `({scene input: (K, ...)}, targets (K, cells, width))`; `targets` is a function of scene
@@ -29,24 +28,11 @@ class CellBatches(EpochBatches):
     SALT = 37
 
     def __init__(self, examples, scenes_per_batch, targets, seed=0, shuffle=False, start_epoch=0):
-        super().__init__(seed, shuffle, start_epoch)
-        if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
-            raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
-        self.examples, self.scenes_per_batch, self.targets = examples, scenes_per_batch, targets
-        self.scene_ids, _ = scene_groups(examples)
-        self.order_epoch()
-
-    def order_epoch(self):
-        rng = self.rng()
-        count = len(self.scene_ids)
-        self.order = np.arange(count) if rng is None else rng.permutation(count)
-
-    def __len__(self):
-        return -(-len(self.scene_ids) // self.scenes_per_batch)
+        super().__init__(examples, scenes_per_batch, seed, shuffle, start_epoch)
+        self.targets = targets
 
     def __getitem__(self, i):
-        self._check_index(i)
-        ids = self.scene_ids[self.order[i * self.scenes_per_batch:(i + 1) * self.scenes_per_batch]]
+        ids = self.scene_ids[self.groups(i)]
         ex = self.examples
         return {k: ex.finish(k, v[ids]) for k, v in ex.scenes.items()}, np.asarray(self.targets(ids), "float32")
 

@@ -163,7 +163,34 @@ def scene_groups(examples):
     return ids, np.split(order, starts[1:])
 
 
-class SceneBatches(EpochBatches):
+class ScenesInBatches(EpochBatches):
+    """The scenes of `examples` that have questions, `scenes_per_batch` a batch, each once an epoch:
+    the order that `SceneBatches` and `training.cell_feed.CellBatches` share. With `shuffle`, epoch e's
+    order is a permutation drawn from `(seed, e)`, counting from `start_epoch`; without, data order."""
+
+    def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0):
+        super().__init__(seed, shuffle, start_epoch)
+        if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
+            raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
+        self.examples, self.scenes_per_batch = examples, scenes_per_batch
+        self.scene_ids, self.questions = scene_groups(examples)
+        self.order_epoch()
+
+    def order_epoch(self):
+        rng = self.rng()
+        count = len(self.scene_ids)
+        self.order = np.arange(count) if rng is None else rng.permutation(count)
+
+    def __len__(self):
+        return -(-len(self.scene_ids) // self.scenes_per_batch)
+
+    def groups(self, i):
+        """Batch i's scenes, as positions in `scene_ids` / `questions`."""
+        self._check_index(i)
+        return self.order[i * self.scenes_per_batch:(i + 1) * self.scenes_per_batch]
+
+
+class SceneBatches(ScenesInBatches):
     """Batches of `scenes_per_batch` scenes with all their questions, for `scene_grouped_model`.
 
     Item i: `(inputs, answers)` with the scene arrays `(K, ...)`, the per-question inputs
@@ -184,28 +211,13 @@ class SceneBatches(EpochBatches):
 
     def __init__(self, examples: Examples, scenes_per_batch, seed=0, shuffle=False, start_epoch=0, trim=(),
                  trim_multiple=8, image_shift=0, image_rotation=0.0, cell_targets=None):
-        super().__init__(seed, shuffle, start_epoch)
-        if not isinstance(scenes_per_batch, int) or scenes_per_batch <= 0:
-            raise ValueError(f"scenes_per_batch must be a positive integer, got {scenes_per_batch!r}.")
-        self.examples = examples
+        super().__init__(examples, scenes_per_batch, seed, shuffle, start_epoch)
         self.trim, self.trim_multiple = tuple(trim), int(trim_multiple)
-        self.scenes_per_batch = scenes_per_batch
         self.image_shift, self.image_rotation = image_shift, float(image_rotation)
         self.cell_targets = cell_targets
-        self.scene_ids, self.questions = scene_groups(examples)
-        self.order_epoch()
-
-    def order_epoch(self):
-        rng = self.rng()
-        count = len(self.scene_ids)
-        self.order = np.arange(count) if rng is None else rng.permutation(count)
-
-    def __len__(self):
-        return -(-len(self.scene_ids) // self.scenes_per_batch)
 
     def __getitem__(self, i):
-        self._check_index(i)
-        groups = self.order[i * self.scenes_per_batch:(i + 1) * self.scenes_per_batch]
+        groups = self.groups(i)
         index = np.concatenate([self.questions[g] for g in groups])
         slot = np.repeat(np.arange(len(groups), dtype=np.int32), [len(self.questions[g]) for g in groups])
         ex = self.examples
