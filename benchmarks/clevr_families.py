@@ -3,6 +3,7 @@
     python -m benchmarks.clevr_families rn_clevr_state                      (validation)
     python -m benchmarks.clevr_families rn_clevr_state --split train --scenes 1500
     python -m benchmarks.clevr_families rn_clevr_state --weights runs/x/artifact/model.keras
+    python -m benchmarks.clevr_families rn_clevr --prior --split test    (no model: the answer prior)
 
 The cards report accuracy for each of CLEVR's five categories. This script breaks that down into
 the world's question families (`relzoo.datasets.clevr.questions.FAMILY_NAMES`, e.g. `count_and`:
@@ -46,12 +47,36 @@ def family_accuracy(model, spec, split, num_scenes=None):
     return rows, by_objects, float(correct.mean()), len(correct)
 
 
+def answer_prior(spec, split, fit_scenes=5000, num_scenes=None):
+    """`{category: accuracy, "overall": accuracy}` of the answer prior on `split`: each question
+    answered with the commonest training answer of its family (fitted on the training split's first
+    `fit_scenes` scenes; the questions alone, no image). A model shown the wrong scene cannot do
+    much better than this."""
+    import numpy as np
+
+    from relzoo.datasets.clevr import dataset as D
+    from relzoo.datasets.clevr.questions import CATEGORIES
+
+    def questions(which, size):
+        return D.generate_split(size, seed=spec["seed"], split=which, representation="state", progress=False)[1]
+
+    fit = questions("train", fit_scenes)
+    score = questions(split, spec[f"{split}_size"] if num_scenes is None else int(num_scenes))
+    commonest = {f: np.bincount(fit["answer"][fit["family"] == f]).argmax() for f in np.unique(fit["family"])}
+    guess = np.array([commonest.get(f, -1) for f in score["family"]])
+    correct = guess == score["answer"]
+    out = {CATEGORIES[c]: float(correct[score["category"] == c].mean()) for c in np.unique(score["category"])}
+    return {**out, "overall": float(correct.mean())}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.clevr_families", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="a zoo model on the CLEVR-format world, e.g. rn_clevr_state")
     p.add_argument("--split", choices=("train", "validation", "test"), default="validation")
     p.add_argument("--scenes", type=int, default=None, help="only the split's first N scenes")
     p.add_argument("--weights", help="a .keras file to measure instead of the published artifact (same card)")
+    p.add_argument("--prior", action="store_true",
+                   help="no model: the accuracy of answering each question with its family's commonest training answer")
     args = p.parse_args(argv)
 
     import relzoo
@@ -62,6 +87,13 @@ def main(argv=None):
         print(f"clevr_families: {args.name} is not a CLEVR-world model (its data set is {preset.dataset.get('name')}).",
               file=sys.stderr)
         return 2
+    if args.prior:
+        values = answer_prior(preset.dataset, args.split, num_scenes=args.scenes)
+        print(f"the answer prior of {args.name}'s data set (each family's commonest answer on 5,000 training scenes), "
+              f"{args.split} split:")
+        for key, acc in values.items():
+            print(f"{acc:8.4f}  {key}")
+        return 0
     if args.weights:
         model = relzoo.load(args.name, weights=args.weights)  # checked against the preset's specs
         source = args.weights

@@ -213,6 +213,24 @@ def test_family_accuracy_breaks_the_split_down_by_family_and_object_count():
     assert set(by_objects) <= set(range(3, 11))
 
 
+def test_answer_prior_answers_each_family_with_its_commonest_training_answer():
+    import numpy as np
+
+    from benchmarks.clevr_families import answer_prior
+    from relzoo import presets
+    from relzoo.datasets.clevr import dataset as D
+    from relzoo.datasets.clevr.questions import CATEGORIES
+
+    spec = presets.get("rn_clevr").dataset
+    values = answer_prior(spec, "validation", fit_scenes=40, num_scenes=5)
+    fit = D.generate_split(40, seed=spec["seed"], split="train", representation="state", progress=False)[1]
+    score = D.generate_split(5, seed=spec["seed"], split="validation", representation="state", progress=False)[1]
+    right = [score["answer"][i] == np.bincount(fit["answer"][fit["family"] == f]).argmax()
+             if (fit["family"] == f).any() else False for i, f in enumerate(score["family"])]
+    assert abs(values["overall"] - np.mean(right)) < 1e-9
+    assert set(values) - {"overall"} <= set(CATEGORIES) and 0 <= values["overall"] < 1
+
+
 def _train(recipe, run, *overrides):
     cmd = [sys.executable, "-m", "training.train", f"training/recipes/{recipe}", *overrides, "--run-dir", str(run),
            "--verbose", "2"]
