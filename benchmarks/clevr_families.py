@@ -47,7 +47,10 @@ def family_accuracy(model, spec, split, num_scenes=None):
     return rows, by_objects, float(correct.mean()), len(correct)
 
 
-def answer_prior(spec, split, fit_scenes=5000, num_scenes=None):
+PRIOR_FIT_SCENES = 5000  # training scenes whose answers give each family's commonest answer
+
+
+def answer_prior(spec, split, fit_scenes=PRIOR_FIT_SCENES, num_scenes=None):
     """`{category: accuracy, "overall": accuracy}` of the answer prior on `split`: each question
     answered with the commonest training answer of its family (fitted on the training split's first
     `fit_scenes` scenes; the questions alone, no image). A model shown the wrong scene cannot do
@@ -89,8 +92,8 @@ def main(argv=None):
         return 2
     if args.prior:
         values = answer_prior(preset.dataset, args.split, num_scenes=args.scenes)
-        print(f"the answer prior of {args.name}'s data set (each family's commonest answer on 5,000 training scenes), "
-              f"{args.split} split:")
+        print(f"the answer prior of {args.name}'s data set (each family's commonest answer on {PRIOR_FIT_SCENES:,} "
+              f"training scenes), {args.split} split:")
         for key, acc in values.items():
             print(f"{acc:8.4f}  {key}")
         return 0
